@@ -1,0 +1,1 @@
+"""dolmen: durable workflows for Python on Ray, with a native fast path."""

@@ -1,0 +1,23 @@
+"""The worker process: a Ray actor that runs pure-Python activity attempts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+
+from dolmen.actors.executor import invoke
+from dolmen.runtime.decorators import Activity
+from dolmen.runtime.replay import error_fields
+from dolmen.runtime.workflow_api import ActivityInfo
+
+
+@ray.remote(num_cpus=1, max_restarts=0)
+class PythonWorker:
+    def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[str, Any]:
+        # Errors travel back as values: cheaper than Ray's exception wrapping, and the
+        # fields are exactly what the history records.
+        try:
+            return "ok", invoke(act, args_blob, info)
+        except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
+            return "error", error_fields(exc)

@@ -1,0 +1,227 @@
+"""`@dolmen.workflow` and `@dolmen.activity`, and the registry that finds workflows by name."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
+
+from dolmen.runtime import codec
+from dolmen.runtime.errors import UnknownWorkflowError, WorkflowError
+
+WaitStrategy = Literal["await", "interrupt"]
+ExecutorKind = Literal["thread", "process"]
+
+_WORKFLOWS: dict[str, Workflow] = {}
+_IMPORTABLE_NAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def _hints(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # unresolvable forward references: fall back to plain values
+        hints = {}
+    params = [hints.get(p) for p in inspect.signature(fn).parameters]
+    return params, hints.get("return")
+
+
+class _Definition:
+    """What workflows and activities share: a name, a signature and payload encoding."""
+
+    def __init__(self, fn: Callable[..., Any], name: str | None) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name or f"{fn.__module__}:{fn.__qualname__}"
+        self.signature = inspect.signature(fn)
+        self.param_hints, self.return_hint = _hints(fn)
+
+    def encode_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+        """Bind and encode call arguments, naming the culprit when one is bad."""
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.kind} {self.name!r}: {exc}") from None
+        for i, value in enumerate(bound.args):
+            codec.encode(value, f"argument {i} of {self.kind} {self.name!r}")
+        for key, value in bound.kwargs.items():
+            codec.encode(value, f"argument {key!r} of {self.kind} {self.name!r}")
+        payload: Any = list(bound.args)
+        if bound.kwargs:
+            payload = {"args": payload, "kwargs": bound.kwargs}
+        return codec.encode(payload)
+
+    def decode_args(self, data: bytes) -> tuple[list[Any], dict[str, Any]]:
+        payload = codec.decode(data)
+        args, kwargs = (
+            (payload, {})
+            if isinstance(payload, list)
+            else (
+                payload["args"],
+                payload["kwargs"],
+            )
+        )
+        args = [codec.convert(v, h) for v, h in zip(args, self.param_hints, strict=False)]
+        names = list(self.signature.parameters)
+        kwargs = {
+            k: codec.convert(v, self.param_hints[names.index(k)] if k in names else None)
+            for k, v in kwargs.items()
+        }
+        return args, kwargs
+
+    kind = "function"
+
+
+class Workflow(_Definition):
+    """A durable workflow: an ``async def`` replayed from its history after crashes."""
+
+    kind = "workflow"
+
+    def __init__(self, fn: Callable[..., Any], name: str | None, wait: WaitStrategy) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@dolmen.workflow needs an async def function, got {fn!r}")
+        if wait not in ("await", "interrupt"):
+            raise ValueError(f"wait must be 'await' or 'interrupt', not {wait!r}")
+        super().__init__(fn, name)
+        self.wait = wait
+        _WORKFLOWS[self.name] = self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from dolmen.runtime.replay import current_instance
+
+        instance = current_instance()
+        if instance is None:
+            raise WorkflowError(
+                f"workflow {self.name!r} was called outside a workflow; "
+                f"use dolmen.run({self.__name__}, ...) or dolmen.start(...)"
+            )
+        return instance.start_child(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<dolmen workflow {self.name}>"
+
+
+class Activity(_Definition):
+    """A step with side effects, run at least once, retried with exponential backoff."""
+
+    kind = "activity"
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None,
+        retries: int,
+        timeout: float | None,
+        backoff: float,
+        max_backoff: float,
+        executor: ExecutorKind,
+        resources: dict[str, float] | None,
+    ) -> None:
+        if retries < 0:
+            raise ValueError(f"retries must be >= 0, not {retries}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
+        if executor not in ("thread", "process"):
+            raise ValueError(f"executor must be 'thread' or 'process', not {executor!r}")
+        super().__init__(fn, name)
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.executor = executor
+        self.resources = resources or {}
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from dolmen.runtime.replay import current_instance
+
+        instance = current_instance()
+        if instance is None:  # plain call outside a workflow: just run it
+            result = self.fn(*args, **kwargs)
+            return asyncio.run(result) if self.is_async else result
+        return instance.schedule_activity(self, args, kwargs)
+
+    def retry_delay(self, attempt: int) -> float:
+        """Backoff before attempt ``attempt + 1``: doubling from ``backoff``, capped."""
+        return min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+
+    def __repr__(self) -> str:
+        return f"<dolmen activity {self.name}>"
+
+
+def workflow(
+    fn: Callable[..., Any] | None = None, *, name: str | None = None, wait: WaitStrategy = "await"
+) -> Any:
+    """Declare an ``async def`` as a durable workflow.
+
+    ``wait="await"`` keeps a blocked execution hot in memory; ``"interrupt"`` unloads it
+    whenever it blocks and replays it when its result arrives.
+    """
+    if fn is None:
+        return lambda f: Workflow(f, name, wait)
+    return Workflow(fn, name, wait)
+
+
+def activity(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    retries: int = 3,
+    timeout: float | None = None,
+    backoff: float = 0.5,
+    max_backoff: float = 30.0,
+    executor: ExecutorKind = "thread",
+    resources: dict[str, float] | None = None,
+) -> Any:
+    """Declare a function as an activity.
+
+    ``retries`` extra attempts follow a failure, after ``backoff`` seconds doubling up to
+    ``max_backoff``. ``timeout`` bounds each attempt. ``executor="thread"`` suits I/O and
+    native code that releases the GIL; ``"process"`` runs pure-Python CPU work in a worker
+    process (which is also the safe place for code that may crash its process).
+    """
+
+    def wrap(f: Callable[..., Any]) -> Activity:
+        return Activity(f, name, retries, timeout, backoff, max_backoff, executor, resources)
+
+    return wrap if fn is None else wrap(fn)
+
+
+def lookup_workflow(name: str) -> Workflow:
+    """Find a registered workflow, importing ``module:function`` names on demand.
+
+    Only a module is imported, by its dotted name; nothing stored is evaluated, and the
+    object found must be a dolmen workflow.
+    """
+    found = _WORKFLOWS.get(name)
+    if found is not None:
+        return found
+    if not _IMPORTABLE_NAME.match(name):
+        raise UnknownWorkflowError(f"no workflow named {name!r} is registered")
+    return _import_workflow(name)
+
+
+def _import_workflow(name: str) -> Workflow:
+    found = _WORKFLOWS.get(name)
+    if found is not None:
+        return found
+    module_name, _, attr_path = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for attr in attr_path.split("."):
+            obj = getattr(obj, attr)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownWorkflowError(f"no workflow named {name!r}: {exc}") from None
+    if not isinstance(obj, Workflow):
+        raise UnknownWorkflowError(f"{name!r} is {obj!r}, not a @dolmen.workflow")
+    _WORKFLOWS.setdefault(name, obj)
+    return obj
+
+
+def register(wf: Workflow) -> None:
+    """Make ``wf`` findable by name in this process (used when code arrives over Ray)."""
+    _WORKFLOWS.setdefault(wf.name, wf)

@@ -1,0 +1,97 @@
+"""The event history: what an execution recorded, in order.
+
+An event is either a *command* the workflow code issued (replay re-issues it and checks it
+matches) or a *resolution* that arrived from outside (replay feeds it back in order).
+Resolutions are recorded in arrival order, so completion order, join-set order and signal
+order replay exactly as they happened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class Kind(enum.IntEnum):
+    # stored as small integers; never renumber, only append
+    CREATED = 1
+    ACTIVITY_SCHEDULED = 2
+    ACTIVITY_COMPLETED = 3
+    ACTIVITY_FAILED = 4
+    TIMER_STARTED = 5
+    TIMER_FIRED = 6
+    CHILD_STARTED = 7
+    CHILD_FINISHED = 8
+    SIGNAL_WAITED = 9
+    SIGNAL_RECEIVED = 10
+    VALUE_RECORDED = 11
+    CANCEL_REQUESTED = 12
+    FINISHED = 13
+    FAILED = 14
+    CANCELLED = 15
+
+
+COMMANDS = frozenset(
+    {
+        Kind.ACTIVITY_SCHEDULED,
+        Kind.TIMER_STARTED,
+        Kind.CHILD_STARTED,
+        Kind.SIGNAL_WAITED,
+        Kind.VALUE_RECORDED,
+        Kind.FINISHED,
+        Kind.FAILED,
+        Kind.CANCELLED,
+    }
+)
+TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
+# An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
+# resolves nothing, so replay skips it.
+RESOLUTIONS = frozenset(
+    {
+        Kind.ACTIVITY_COMPLETED,
+        Kind.ACTIVITY_FAILED,
+        Kind.TIMER_FIRED,
+        Kind.CHILD_FINISHED,
+        Kind.SIGNAL_RECEIVED,
+        Kind.CANCEL_REQUESTED,
+    }
+)
+
+
+@dataclasses.dataclass(slots=True)
+class Event:
+    """One history entry. ``position`` is the command position a command has or a
+    resolution resolves (-1 where none); ``data`` holds kind-specific fields."""
+
+    kind: Kind
+    position: int = -1
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ts: float = 0.0
+
+    @property
+    def is_command(self) -> bool:
+        return self.kind in COMMANDS
+
+    def describe(self) -> str:
+        """A short human-readable form, used in errors and `dolmen history`."""
+        d = self.data
+        k = self.kind
+        if k in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
+            what = "activity" if k == Kind.ACTIVITY_SCHEDULED else "child workflow"
+            return f"{what} {d.get('name')!r} at position {self.position}"
+        if k == Kind.TIMER_STARTED:
+            return f"sleep({d.get('seconds')}) at position {self.position}"
+        if k == Kind.SIGNAL_WAITED:
+            return f"wait_signal({d.get('name')!r}) at position {self.position}"
+        if k == Kind.VALUE_RECORDED:
+            return f"{d.get('what')}() at position {self.position}"
+        if k == Kind.FINISHED:
+            return "workflow return"
+        if k == Kind.FAILED:
+            return f"workflow failure ({d.get('type')})"
+        return f"{k.name.lower()} (position {self.position})"
+
+
+def describe_command(kind: Kind, position: int, data: dict[str, Any]) -> str:
+    return Event(kind, position, data).describe()

@@ -1,0 +1,396 @@
+"""The pure workflow engine: one execution's coroutine driven against its history.
+
+No I/O and no Ray here. The seam is ``WorkflowInstance.activate(resolutions) -> Completion``:
+the caller hands in resolutions that arrived (already durable), the instance feeds them to
+the coroutine one at a time, in order, and returns the commands the code issued in
+reaction. Loading an instance replays its recorded history first and checks every command
+the code issues against it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import random as _random
+import time
+import traceback
+import uuid as _uuid
+from collections import deque
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+from dolmen.runtime import codec
+from dolmen.runtime.decorators import Activity, Workflow
+from dolmen.runtime.errors import (
+    ActivityError,
+    ActivityTimeoutError,
+    ChildWorkflowError,
+    NondeterminismError,
+    WorkflowError,
+)
+from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind, describe_command
+
+_CURRENT: contextvars.ContextVar[WorkflowInstance | None] = contextvars.ContextVar(
+    "dolmen_workflow_instance", default=None
+)
+
+
+def current_instance() -> WorkflowInstance | None:
+    """The execution whose code is running in this context, if any."""
+    return _CURRENT.get()
+
+
+class Pending:
+    """An awaitable the engine resolves; what workflow code awaits for every operation."""
+
+    __slots__ = ("done", "value", "error", "_callbacks", "join_set")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self._callbacks: list[Callable[[Pending], None]] = []
+        self.join_set: Any = None
+
+    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done, self.value, self.error = True, value, error
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def add_callback(self, callback: Callable[[Pending], None]) -> None:
+        if self.done:
+            callback(self)
+        else:
+            self._callbacks.append(callback)
+
+    def __await__(self) -> Generator[Pending, None, Any]:
+        while not self.done:
+            yield self
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclasses.dataclass
+class Completion:
+    """What one activation produced: new command events to record, in order."""
+
+    commands: list[Event]
+    finished: bool
+
+
+def error_fields(exc: BaseException) -> dict[str, str]:
+    return {
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    }
+
+
+class WorkflowInstance:
+    """One execution of a workflow, driven by history and resolutions.
+
+    ``clock`` and ``rng`` are injected so that the engine itself stays pure: live runs pass
+    the real ones; tests pass fakes. Values they produce are recorded, and replay returns
+    the recorded values instead of calling them.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        execution_id: str,
+        history: list[Event],
+        *,
+        clock: Callable[[], float] = time.time,
+        rng: _random.Random | None = None,
+    ) -> None:
+        if not history or history[0].kind != Kind.CREATED:
+            raise ValueError("a history starts with a CREATED event")
+        self.workflow = workflow
+        self.execution_id = execution_id
+        self.history = history
+        self._clock = clock
+        self._rng = rng or _random.Random()
+        self._cursor = 1  # history[0] (CREATED) is consumed by construction
+        self._next_position = 0
+        self._pending: dict[int, Pending] = {}
+        self._definitions: dict[int, Activity | Workflow] = {}
+        self._mailbox: dict[str, deque[Any]] = {}
+        self._signal_waiters: dict[str, deque[Pending]] = {}
+        self._blocked_on: Pending | None = None
+        self._new: list[Event] = []
+        self._nondeterminism: NondeterminismError | None = None
+        self._closing = False
+        self.finished = False
+        args, kwargs = workflow.decode_args(history[0].data["args"])
+        self._coro = workflow.fn(*args, **kwargs)
+        self._loaded = False
+
+    # ---- the seam ------------------------------------------------------------------
+
+    def activate(self, resolutions: Iterable[Event] = ()) -> Completion:
+        """Replay (on first call), then apply ``resolutions`` one by one.
+
+        Returns the command events issued beyond the recorded history. Raises
+        ``NondeterminismError`` if the code disagrees with the history; the recorded part
+        of ``history`` is never changed.
+        """
+        self._new = []
+        if not self._loaded:
+            self._loaded = True
+            self._run()
+            self._replay()
+        for event in resolutions:
+            if self.finished:
+                break
+            self.history.append(event)
+            self._cursor += 1
+            self._apply(event)
+            self._run()
+        new, self._new = self._new, []
+        return Completion(new, self.finished)
+
+    def outstanding(self) -> list[Event]:
+        """Commands in the history still waiting for a resolution (to dispatch after a load)."""
+        return outstanding(self.history)
+
+    def attempts(self, position: int) -> int:
+        """Failed attempts recorded so far for the activity at ``position``."""
+        return sum(
+            1 for e in self.history if e.kind == Kind.ACTIVITY_FAILED and e.position == position
+        )
+
+    def definition(self, position: int) -> Activity | Workflow:
+        return self._definitions[position]
+
+    def close(self) -> None:
+        """Drop the coroutine (eviction or cancellation)."""
+        self._closing = True
+        try:
+            self._coro.close()
+        except BaseException:  # noqa: BLE001 - a workflow that misbehaves on close is dropped
+            pass
+
+    # ---- replay ----------------------------------------------------------------------
+
+    def _replay(self) -> None:
+        while self._cursor < len(self.history):
+            event = self.history[self._cursor]
+            if event.is_command:
+                waiting = "nothing: it ended" if self.finished else "nothing: it is waiting"
+                raise self._mismatch(event.describe(), waiting)
+            self._cursor += 1
+            self._apply(event)
+            self._run()
+
+    def _mismatch(self, expected: str, actual: str) -> NondeterminismError:
+        error = NondeterminismError(self._cursor, expected, actual, self.execution_id)
+        self._nondeterminism = error
+        return error
+
+    # ---- driving the coroutine -------------------------------------------------------
+
+    def _run(self) -> None:
+        """Resume the coroutine until it blocks on an unresolved operation or ends."""
+        while not self.finished:
+            if self._blocked_on is not None and not self._blocked_on.done:
+                return
+            token = _CURRENT.set(self)
+            try:
+                awaited = self._coro.send(None)
+            except StopIteration as stop:
+                self._check_determinism()
+                self._finish_with_result(stop.value)
+                return
+            except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
+                self._check_determinism()
+                self._finish(Kind.FAILED, error_fields(exc))
+                return
+            finally:
+                _CURRENT.reset(token)
+            self._check_determinism()
+            if not isinstance(awaited, Pending):
+                self.close()
+                message = (
+                    f"workflow awaited {awaited!r}, which is not a dolmen operation; inside "
+                    "workflows use activities, dolmen.sleep, join sets and dolmen.gather"
+                )
+                self._finish(Kind.FAILED, error_fields(WorkflowError(message)))
+                return
+            self._blocked_on = awaited
+
+    def _check_determinism(self) -> None:
+        # Raised here as well as where it arose: workflow code may have caught it.
+        if self._nondeterminism is not None:
+            raise self._nondeterminism
+
+    def _finish_with_result(self, value: Any) -> None:
+        try:
+            result = codec.encode(value, f"the result of workflow {self.workflow.name!r}")
+        except Exception as exc:  # noqa: BLE001 - an unencodable result fails the execution
+            self._finish(Kind.FAILED, error_fields(exc))
+            return
+        self._finish(Kind.FINISHED, {"result": result})
+
+    def _finish(self, kind: Kind, data: dict[str, Any]) -> None:
+        self.finished = True
+        self._command(kind, -1, data)
+
+    # ---- commands issued by workflow code ----------------------------------------------
+
+    def _command(self, kind: Kind, position: int, data: dict[str, Any]) -> Event:
+        """Match a command against the history, or record it beyond the history's end."""
+        if self._cursor < len(self.history):
+            recorded = self.history[self._cursor]
+            if (
+                recorded.kind != kind
+                or recorded.position != position
+                or not _same(kind, data, recorded.data)
+            ):
+                raise self._mismatch(recorded.describe(), describe_command(kind, position, data))
+            self._cursor += 1
+            return recorded
+        event = Event(kind, position, data)
+        self.history.append(event)
+        self._cursor += 1
+        self._new.append(event)
+        return event
+
+    def _issue(self, kind: Kind, data: dict[str, Any]) -> tuple[Event, Pending]:
+        if self.finished or self._closing:
+            raise WorkflowError("the workflow has already ended; it cannot issue commands")
+        self._check_determinism()
+        position = self._next_position
+        self._next_position += 1
+        event = self._command(kind, position, data)
+        pending = Pending()
+        self._pending[position] = pending
+        return event, pending
+
+    def schedule_activity(self, act: Activity, args: tuple, kwargs: dict) -> Pending:
+        self._definitions[self._next_position] = act
+        data = {"name": act.name, "args": act.encode_args(args, kwargs)}
+        return self._issue(Kind.ACTIVITY_SCHEDULED, data)[1]
+
+    def start_child(self, wf: Workflow, args: tuple, kwargs: dict) -> Pending:
+        position = self._next_position
+        self._definitions[position] = wf
+        data = {
+            "name": wf.name,
+            "args": wf.encode_args(args, kwargs),
+            "child_id": f"{self.execution_id}/{position}",
+        }
+        return self._issue(Kind.CHILD_STARTED, data)[1]
+
+    def sleep(self, seconds: float) -> Pending:
+        if seconds < 0:
+            raise ValueError(f"dolmen.sleep needs seconds >= 0, not {seconds}")
+        data = {"seconds": float(seconds), "fire_at": self._clock() + seconds}
+        return self._issue(Kind.TIMER_STARTED, data)[1]
+
+    def wait_signal(self, name: str) -> Pending:
+        pending = self._issue(Kind.SIGNAL_WAITED, {"name": name})[1]
+        mailbox = self._mailbox.get(name)
+        if mailbox:
+            pending.resolve(mailbox.popleft())
+        else:
+            self._signal_waiters.setdefault(name, deque()).append(pending)
+        return pending
+
+    def record_value(self, what: str, produce: Callable[[], Any]) -> Any:
+        """``now``/``random``/``uuid4``: produced live once, then replayed from history."""
+        live = self._cursor >= len(self.history)
+        value = produce() if live else None
+        event, pending = self._issue(Kind.VALUE_RECORDED, {"what": what, "value": value})
+        pending.resolve(event.data["value"])
+        return event.data["value"]
+
+    def now(self) -> float:
+        return self.record_value("now", self._clock)
+
+    def random(self) -> float:
+        return self.record_value("random", self._rng.random)
+
+    def uuid4(self) -> _uuid.UUID:
+        return _uuid.UUID(
+            self.record_value(
+                "uuid4", lambda: str(_uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            )
+        )
+
+    # ---- resolutions -----------------------------------------------------------------
+
+    def _apply(self, event: Event) -> None:
+        kind = event.kind
+        if kind == Kind.SIGNAL_RECEIVED:
+            name, value = event.data["name"], event.data.get("value")
+            waiters = self._signal_waiters.get(name)
+            if waiters:
+                waiters.popleft().resolve(value)
+            else:
+                self._mailbox.setdefault(name, deque()).append(value)
+            return
+        if kind == Kind.CANCEL_REQUESTED:
+            self._cancel()
+            return
+        if kind not in RESOLUTIONS or not _is_final(event):
+            return  # a retried attempt: recorded, resolves nothing
+        pending = self._pending.get(event.position)
+        if pending is None:
+            raise self._mismatch(event.describe(), "no operation at that position")
+        value, error = self._outcome(event)
+        pending.resolve(value, error)
+
+    def _outcome(self, event: Event) -> tuple[Any, BaseException | None]:
+        data = event.data
+        definition = self._definitions.get(event.position)
+        if event.kind == Kind.TIMER_FIRED:
+            return None, None
+        hint = definition.return_hint if definition is not None else None
+        if "result" in data:
+            return codec.decode(data["result"], hint), None
+        name = definition.name if definition is not None else "?"
+        if event.kind == Kind.CHILD_FINISHED:
+            return None, ChildWorkflowError(data.get("child_id", ""), data["type"], data["message"])
+        error_type = ActivityTimeoutError if data.get("timeout") else ActivityError
+        return None, error_type(name, data["type"], data["message"], data.get("attempt", 1))
+
+    def _cancel(self) -> None:
+        if self.finished:
+            return
+        self.close()
+        self._closing = False
+        self._finish(Kind.CANCELLED, {})
+
+
+def outstanding(history: list[Event]) -> list[Event]:
+    """Activities, timers and children issued in ``history`` and not yet resolved."""
+    resolved = {
+        e.position
+        for e in history
+        if e.kind in RESOLUTIONS and e.kind != Kind.SIGNAL_RECEIVED and _is_final(e)
+    }
+    waiting = (Kind.ACTIVITY_SCHEDULED, Kind.TIMER_STARTED, Kind.CHILD_STARTED)
+    return [e for e in history if e.kind in waiting and e.position not in resolved]
+
+
+def _is_final(event: Event) -> bool:
+    return event.kind != Kind.ACTIVITY_FAILED or event.data.get("final", True)
+
+
+def _same(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -> bool:
+    """Whether a re-issued command matches its recorded twin (recorded values excepted)."""
+    if kind in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
+        return issued["name"] == recorded.get("name") and issued["args"] == recorded.get("args")
+    if kind == Kind.TIMER_STARTED:
+        return issued["seconds"] == recorded.get("seconds")
+    if kind == Kind.SIGNAL_WAITED:
+        return issued["name"] == recorded.get("name")
+    if kind == Kind.VALUE_RECORDED:
+        return issued["what"] == recorded.get("what")
+    if kind in TERMINAL:
+        return True
+    return issued == recorded

@@ -1,0 +1,180 @@
+"""What workflow code calls besides activities: timers, signals, recorded values, join sets.
+
+Each function works inside a workflow (recorded, replayed) and most also work outside one,
+where they fall back to the plain, non-durable behaviour, which keeps code testable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random as _random
+import threading
+import time
+import uuid as _uuid
+from collections import deque
+from collections.abc import Awaitable
+from typing import Any
+
+from dolmen.runtime.decorators import Activity, Workflow
+from dolmen.runtime.errors import WorkflowError
+from dolmen.runtime.replay import Pending, WorkflowInstance, current_instance
+
+
+def _instance(what: str) -> WorkflowInstance:
+    instance = current_instance()
+    if instance is None:
+        raise WorkflowError(f"dolmen.{what} can only be used inside a workflow")
+    return instance
+
+
+def sleep(seconds: float) -> Awaitable[None]:
+    """A durable timer: survives restarts, fires at the recorded deadline."""
+    instance = current_instance()
+    if instance is None:
+        return asyncio.sleep(seconds)
+    return instance.sleep(seconds)
+
+
+def wait_signal(name: str) -> Awaitable[Any]:
+    """Wait for the next signal called ``name`` (signals that came earlier wait in order)."""
+    return _instance("wait_signal").wait_signal(name)
+
+
+def now() -> float:
+    """Wall-clock time, recorded on first run and replayed afterwards."""
+    instance = current_instance()
+    return time.time() if instance is None else instance.now()
+
+
+def random() -> float:
+    """A random float in [0, 1), recorded on first run and replayed afterwards."""
+    instance = current_instance()
+    return _random.random() if instance is None else instance.random()
+
+
+def uuid4() -> _uuid.UUID:
+    """A random UUID, recorded on first run and replayed afterwards."""
+    instance = current_instance()
+    return _uuid.uuid4() if instance is None else instance.uuid4()
+
+
+def gather(*operations: Pending) -> Pending:
+    """Wait for all operations; the results come back in argument order.
+
+    If any fails, the first failure in argument order is raised once all have ended, so
+    the outcome does not depend on completion order.
+    """
+    for op in operations:
+        if not isinstance(op, Pending):
+            raise WorkflowError(f"dolmen.gather takes activity or child-workflow calls, not {op!r}")
+    combined = Pending()
+    remaining = [len(operations)]
+
+    def one_done(_: Pending) -> None:
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            errors = [op.error for op in operations if op.error is not None]
+            combined.resolve([op.value for op in operations], errors[0] if errors else None)
+
+    if not operations:
+        combined.resolve([])
+    for op in operations:
+        op.add_callback(one_done)
+    return combined
+
+
+class JoinSet:
+    """Operations submitted together, consumed in the order they complete.
+
+    Completion order is the order their results were recorded, so replay hands them out
+    in exactly the same order.
+    """
+
+    def __init__(self, instance: WorkflowInstance) -> None:
+        self._instance = instance
+        self._submitted = 0
+        self._consumed = 0
+        self._ready: deque[Pending] = deque()
+        self._waiter: Pending | None = None
+
+    def submit(self, operation: Activity | Workflow, *args: Any, **kwargs: Any) -> Pending:
+        if not isinstance(operation, Activity | Workflow):
+            raise WorkflowError(f"join_set.submit takes an activity or workflow, not {operation!r}")
+        pending = operation(*args, **kwargs)
+        self._submitted += 1
+        pending.add_callback(self._member_done)
+        return pending
+
+    def _member_done(self, member: Pending) -> None:
+        if self._waiter is not None:
+            waiter, self._waiter = self._waiter, None
+            self._consumed += 1
+            waiter.resolve(member.value, member.error)
+        else:
+            self._ready.append(member)
+
+    def next(self) -> Pending:
+        """The next completed operation's result (raises its error if it failed)."""
+        if self._consumed >= self._submitted:
+            raise WorkflowError("join set has no outstanding operations")
+        result = Pending()
+        if self._ready:
+            member = self._ready.popleft()
+            self._consumed += 1
+            result.resolve(member.value, member.error)
+        else:
+            self._waiter = result
+        return result
+
+    def __len__(self) -> int:
+        """Operations submitted but not yet handed out."""
+        return self._submitted - self._consumed
+
+    def __aiter__(self) -> JoinSet:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._consumed >= self._submitted:
+            raise StopAsyncIteration
+        return await self.next()
+
+    async def __aenter__(self) -> JoinSet:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        return None
+
+
+def join_set() -> JoinSet:
+    """A new join set: ``submit`` operations, then ``async for`` or ``await js.next()``."""
+    return JoinSet(_instance("join_set"))
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivityInfo:
+    """Who is running: available to activity code through ``dolmen.activity_info()``."""
+
+    execution_id: str
+    position: int
+    attempt: int
+    activity: str
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and replays: pass it to external systems to dedupe."""
+        return f"{self.execution_id}:{self.position}"
+
+
+_activity_local = threading.local()
+
+
+def activity_info() -> ActivityInfo:
+    info = getattr(_activity_local, "info", None)
+    if info is None:
+        raise WorkflowError("dolmen.activity_info() is only available while an activity runs")
+    return info
+
+
+def set_activity_info(info: ActivityInfo | None) -> None:
+    _activity_local.info = info

@@ -1,0 +1,230 @@
+"""The single writer: logical transactions (LTX) group-committed into physical ones.
+
+Callers enqueue LTXs and carry on. A writer thread takes everything queued, applies it in
+one physical transaction (one fsync under synchronous=FULL), then acknowledges each LTX.
+While it commits, new LTXs queue up, so under load many executions share one fsync. If a
+physical transaction fails, each LTX is retried alone so one bad LTX cannot sink the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from dolmen.runtime.errors import StorageError
+from dolmen.storage.sqlite import Synchronous, connect, storage_error
+
+# SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766; stay well below it per statement.
+_MAX_PARAMS = 30000
+
+ExecutionRecord = tuple[
+    int, str, str, str, int | None, float
+]  # eid, id, workflow, status, parent, at
+EventRecord = tuple[int, int, int, int, float, bytes]  # eid, seq, kind, pos, ts, data
+StatusRecord = tuple[str, bytes | None, float | None, int]  # status, result, finished_at, eid
+
+
+@dataclasses.dataclass(eq=False)
+class Ltx:
+    """One logical transaction: all or nothing, acknowledged once durable."""
+
+    executions: list[ExecutionRecord] = dataclasses.field(default_factory=list)
+    events: list[EventRecord] = dataclasses.field(default_factory=list)
+    statuses: list[StatusRecord] = dataclasses.field(default_factory=list)
+    # Free-form statements for rare maintenance writes (crash counters, meta).
+    statements: list[tuple[str, tuple[Any, ...]]] = dataclasses.field(default_factory=list)
+    token: Any = None  # the submitter's handle, returned untouched on acknowledgement
+    error: StorageError | None = None
+
+    def eids(self) -> set[int]:
+        return (
+            {r[0] for r in self.executions}
+            | {r[0] for r in self.events}
+            | {r[3] for r in self.statuses}
+        )
+
+
+@dataclasses.dataclass
+class WriterStats:
+    """Counters for benchmarks: statements and physical commits, in total and per execution.
+
+    A physical commit shared by k executions counts 1/k to each of them, so per-execution
+    figures add up to the totals.
+    """
+
+    statements: int = 0
+    commits: int = 0
+    ltxs: int = 0
+    batches: int = 0
+    largest_batch: int = 0
+    per_execution: dict[int, list[float]] = dataclasses.field(
+        default_factory=lambda: defaultdict(lambda: [0.0, 0.0])
+    )
+
+    def snapshot(self, eids: list[int] | None = None) -> dict[str, Any]:
+        base = {
+            "statements": self.statements,
+            "commits": self.commits,
+            "ltxs": self.ltxs,
+            "batches": self.batches,
+            "largest_batch": self.largest_batch,
+        }
+        if eids is not None:
+            base["per_execution"] = {
+                eid: {"statements": v[0], "commits": v[1]}
+                for eid in eids
+                if (v := self.per_execution.get(eid))
+            }
+        return base
+
+
+_STOP = object()
+
+
+class GroupCommitWriter:
+    """Owns the only writing connection; ``notify`` receives each acknowledged batch."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        notify: Callable[[list[Ltx]], None],
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = str(path)
+        self._conn = connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._conn.set_trace_callback(self._count_statement)
+        self._notify = notify
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._batch_statements = 0
+        self.stats = WriterStats()
+        self._next_eid = (self._conn.execute("SELECT max(eid) FROM executions").fetchone()[0]) or 0
+        self._eid_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="dolmen-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """For startup work before concurrent use (recovery bookkeeping)."""
+        return self._conn
+
+    def allocate_eid(self) -> int:
+        """Execution keys come from the single writer, so they never collide."""
+        with self._eid_lock:
+            self._next_eid += 1
+            return self._next_eid
+
+    def submit(self, ltx: Ltx) -> None:
+        self._queue.put(ltx)
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout=30)
+        self._conn.close()
+
+    def _count_statement(self, _sql: str) -> None:
+        self._batch_statements += 1
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch: list[Ltx] = []
+            stop = False
+            while True:
+                if item is _STOP:
+                    stop = True
+                else:
+                    batch.append(item)
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._commit(batch)
+                self._notify(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[Ltx]) -> None:
+        self._batch_statements = 0
+        commits = 0
+        try:
+            self._apply(batch)
+            commits = 1
+        except sqlite3.Error as exc:
+            self._rollback()
+            if len(batch) == 1:
+                batch[0].error = storage_error(exc, self.path)
+            else:
+                for ltx in batch:
+                    try:
+                        self._apply([ltx])
+                        commits += 1
+                    except sqlite3.Error as single:
+                        self._rollback()
+                        ltx.error = storage_error(single, self.path)
+        self._account(batch, self._batch_statements, commits)
+
+    def _rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def _apply(self, batch: list[Ltx]) -> None:
+        executions = [r for ltx in batch for r in ltx.executions]
+        events = [r for ltx in batch for r in ltx.events]
+        statuses = [r for ltx in batch for r in ltx.statuses]
+        statements = [s for ltx in batch for s in ltx.statements]
+        # A lone events insert is its own transaction: no BEGIN/COMMIT statements needed.
+        single = (
+            not executions and not statuses and not statements and len(events) <= (_MAX_PARAMS // 6)
+        )
+        conn = self._conn
+        if not single:
+            conn.execute("BEGIN")
+        self._insert_many(
+            "INSERT INTO executions (eid, id, workflow, status, parent_eid, created_at) VALUES",
+            6,
+            executions,
+        )
+        self._insert_many("INSERT INTO events (eid, seq, kind, pos, ts, data) VALUES", 6, events)
+        if statuses:
+            conn.executemany(
+                "UPDATE executions SET status = ?, result = ?, finished_at = ? WHERE eid = ?",
+                statuses,
+            )
+        for sql, params in statements:
+            conn.execute(sql, params)
+        if not single:
+            conn.execute("COMMIT")
+
+    def _insert_many(self, prefix: str, width: int, rows: list[tuple[Any, ...]]) -> None:
+        """Multi-row INSERTs: one statement per chunk instead of one per row."""
+        chunk = _MAX_PARAMS // width
+        placeholders = "(" + ",".join("?" * width) + ")"
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            sql = f"{prefix} {','.join([placeholders] * len(part))}"
+            self._conn.execute(sql, [value for row in part for value in row])
+
+    def _account(self, batch: list[Ltx], statements: int, commits: int) -> None:
+        stats = self.stats
+        stats.statements += statements
+        stats.commits += commits
+        stats.ltxs += len(batch)
+        stats.batches += 1
+        stats.largest_batch = max(stats.largest_batch, len(batch))
+        eids = set().union(*(ltx.eids() for ltx in batch))
+        if eids:
+            share_statements = statements / len(eids)
+            share_commits = commits / len(eids)
+            for eid in eids:
+                counters = stats.per_execution[eid]
+                counters[0] += share_statements
+                counters[1] += share_commits

@@ -1,0 +1,183 @@
+"""Opening dolmen's SQLite file, and the read side shared by the runtime and the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+import msgpack
+
+from dolmen.runtime.errors import StorageError, UnknownExecutionError
+from dolmen.runtime.events import Event, Kind
+from dolmen.storage.schema import APPLICATION_ID, MIGRATIONS, migrate
+
+Synchronous = Literal["FULL", "NORMAL"]
+DEFAULT_DB = ".dolmen/dolmen.db"
+
+
+def connect(
+    path: str | os.PathLike[str],
+    *,
+    synchronous: Synchronous = "FULL",
+    readonly: bool = False,
+    busy_timeout: float = 5.0,
+) -> sqlite3.Connection:
+    """The one connect hook: every PRAGMA dolmen relies on is set here, with its reason."""
+    path = Path(path)
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be 'FULL' or 'NORMAL', not {synchronous!r}")
+    if readonly:
+        if not path.exists():
+            raise StorageError(f"database {str(path)!r} does not exist")
+        uri = f"file:{path.resolve()}?mode=ro"
+    else:
+        _create_private(path)
+        uri = f"file:{path.resolve()}"
+    try:
+        # isolation_level=None: dolmen issues BEGIN/COMMIT itself, so each physical commit
+        # is deliberate and every statement can be counted.
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_timeout
+        )
+        # Wait this long for a lock held by another program before reporting it.
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if not readonly:
+            # WAL: readers (CLI, DuckDB, replay loads) never block the single writer.
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StorageError(f"database {str(path)!r} cannot switch to WAL mode ({mode})")
+            # FULL: a commit is on disk before it is acknowledged (the durability promise);
+            # NORMAL is the explicit "fast" opt-in that may lose the last commits on power loss.
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Temporary b-trees (sorts for `ls`) stay in memory instead of temp files.
+        conn.execute("PRAGMA temp_store = MEMORY")
+        _check_is_dolmen(conn, path)
+        if not readonly:
+            migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise storage_error(exc, path) from None
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    """Create the folder and file readable by the user only (0700 / 0600)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+
+
+def _check_is_dolmen(conn: sqlite3.Connection, path: Path) -> None:
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    has_tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+    if app_id == APPLICATION_ID or (app_id == 0 and not has_tables):
+        return
+    raise StorageError(f"{str(path)!r} is an SQLite database, but not a dolmen database")
+
+
+def storage_error(exc: sqlite3.Error, path: str | os.PathLike[str]) -> StorageError:
+    """Turn an sqlite3 error into a message that names the file and what to do."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        hint = "it is locked by another program; close that program or use another --db"
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        hint = "the file is corrupted or not an SQLite database; restore it or use another --db"
+    elif "readonly" in text or "read-only" in text:
+        hint = "it is read-only for this user"
+    elif "unable to open" in text:
+        hint = "it cannot be opened (check the path and permissions)"
+    else:
+        hint = "SQLite reported an error"
+    error = StorageError(f"database {str(path)!r}: {hint} (sqlite: {text})")
+    error.sqlite_error = text  # type: ignore[attr-defined]
+    return error
+
+
+def pack_data(data: dict) -> bytes:
+    return msgpack.packb(data, use_bin_type=True)
+
+
+def event_from_row(kind: int, pos: int, ts: float, data: bytes) -> Event:
+    return Event(Kind(kind), pos, msgpack.unpackb(data, raw=False), ts)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionRow:
+    eid: int
+    id: str
+    workflow: str
+    status: str
+    parent_eid: int | None
+    created_at: float
+    finished_at: float | None
+    result: bytes | None
+
+
+_EXECUTION_COLUMNS = "eid, id, workflow, status, parent_eid, created_at, finished_at, result"
+
+
+def get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
+    row = conn.execute(
+        f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    return ExecutionRow(*row) if row else None
+
+
+def require_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRow:
+    row = get_execution(conn, execution_id)
+    if row is None:
+        raise UnknownExecutionError(f"no execution with id {execution_id!r}")
+    return row
+
+
+def list_executions(
+    conn: sqlite3.Connection,
+    *,
+    status: str | None = None,
+    workflow: str | None = None,
+    limit: int = 100,
+) -> list[ExecutionRow]:
+    clauses, params = [], []
+    if status:
+        clauses.append("status = ?")
+        params.append(status)
+    if workflow:
+        clauses.append("(workflow = ? OR workflow LIKE ?)")
+        params += [workflow, f"%:{workflow}"]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY eid DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [ExecutionRow(*r) for r in rows]
+
+
+def unfinished(conn: sqlite3.Connection) -> list[ExecutionRow]:
+    rows = conn.execute(
+        f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE status = 'running' ORDER BY eid"
+    ).fetchall()
+    return [ExecutionRow(*r) for r in rows]
+
+
+def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
+    rows = conn.execute(
+        "SELECT kind, pos, ts, data FROM events WHERE eid = ? ORDER BY seq", (eid,)
+    ).fetchall()
+    return [event_from_row(*r) for r in rows]
+
+
+def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A reader for the CLI and tools: refuses files that are not dolmen databases."""
+    conn = connect(path, readonly=True)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise storage_error(exc, path) from None
+    if "executions" not in tables:
+        raise StorageError(f"{str(path)!r} has no dolmen tables (empty or not initialised)")
+    version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StorageError(f"{str(path)!r} was written by a newer dolmen (schema {version})")
+    return conn
