@@ -322,7 +322,7 @@ class Host:
             self._dispatch(execution, command)
         if any(c.kind in _FLUSH_NOW for c in completion.commands):
             self._start_write(execution)
-        elif execution.workflow.wait == "interrupt" and not completion.finished:
+        if execution.workflow.wait == "interrupt" and not completion.finished:
             self._evict_soon(execution)
 
     def _dispatch(self, execution: Execution, command: Event) -> None:
@@ -559,7 +559,12 @@ class Host:
     def _stop_nondeterministic(self, execution: Execution, error: NondeterminismError) -> None:
         """Stop safely: the history stays as it is; only the status says what happened."""
         log.error("%s", error)
-        fields = dict(error_fields(error), position=error.position)
+        fields = dict(
+            error_fields(error),
+            position=error.position,
+            expected=error.expected,
+            actual=error.actual,
+        )
         execution.status, execution.outcome = "nondeterministic", fields
         if execution.instance is not None:
             execution.instance.close()

@@ -79,7 +79,8 @@ class Event:
         k = self.kind
         if k in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
             what = "activity" if k == Kind.ACTIVITY_SCHEDULED else "child workflow"
-            return f"{what} {d.get('name')!r} at position {self.position}"
+            call = f"{d.get('name')}({_short_args(d.get('args'))})"
+            return f"{what} {call} at position {self.position}"
         if k == Kind.TIMER_STARTED:
             return f"sleep({d.get('seconds')}) at position {self.position}"
         if k == Kind.SIGNAL_WAITED:
@@ -91,6 +92,23 @@ class Event:
         if k == Kind.FAILED:
             return f"workflow failure ({d.get('type')})"
         return f"{k.name.lower()} (position {self.position})"
+
+
+def _short_args(payload: bytes | None) -> str:
+    from dolmen.runtime import codec
+
+    if payload is None:
+        return ""
+    try:
+        args = codec.decode(payload)
+    except Exception:  # noqa: BLE001 - a description must never fail
+        return "?"
+    if isinstance(args, dict):
+        parts = [repr(a) for a in args["args"]] + [f"{k}={v!r}" for k, v in args["kwargs"].items()]
+    else:
+        parts = [repr(a) for a in args]
+    text = ", ".join(parts)
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
 def describe_command(kind: Kind, position: int, data: dict[str, Any]) -> str:

@@ -1,0 +1,290 @@
+"""Rendering an execution's history for people (`dolmen history`) and as lossless JSON.
+
+The JSON document is meant to be read back (e.g. by a replay tool), so it keeps every
+field exactly: payloads (codec-encoded ``bytes`` such as activity args and results) are
+shown decoded for reading, and their exact bytes are kept base64-encoded under ``raw``.
+Plain fields whose JSON form would not read back identically are kept, msgpack-encoded,
+under ``packed``. ``events_from_document`` rebuilds the original ``Event`` objects.
+
+Document shape::
+
+    {"format": "dolmen-history/1",
+     "execution": {"id", "workflow", "status", "parent_id", "created_at", "finished_at",
+                   "events", "result", "error", "raw": {"result": b64}},
+     "events": [{"seq", "kind", "position", "ts", "data": {...},
+                 "raw": {field: b64 of the exact bytes},      # only if any
+                 "packed": {field: b64 of msgpack(value)}}]}  # only if any
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import math
+from typing import Any
+
+import msgpack
+
+from dolmen.runtime import codec
+from dolmen.runtime.errors import DolmenError, EncodingError
+from dolmen.runtime.events import Event, Kind
+from dolmen.storage.sqlite import ExecutionRow
+
+FORMAT = "dolmen-history/1"
+# Marks bytes inside a JSON value: {"$bytes": "<base64>"}; used for nested bytes and for
+# payloads the codec cannot decode.
+BYTES_MARKER = "$bytes"
+_SUMMARY_WIDTH = 100
+
+
+# ---- JSON values -------------------------------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def jsonable(value: Any) -> Any:
+    """A plain decoded value as JSON: bytes become markers, tuples lists, keys strings."""
+    if isinstance(value, bytes | bytearray):
+        return {BYTES_MARKER: b64(bytes(value))}
+    if isinstance(value, dict):
+        return {_json_key(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "backslashreplace")
+    return str(key)
+
+
+def from_jsonable(value: Any) -> Any:
+    """Undo ``jsonable`` where it can (bytes markers); the rest is already plain."""
+    if isinstance(value, dict):
+        if len(value) == 1 and isinstance(value.get(BYTES_MARKER), str):
+            return base64.b64decode(value[BYTES_MARKER])
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    return value
+
+
+def decode_payload(data: bytes) -> Any:
+    """A codec payload as a JSON value; undecodable bytes stay visible as a marker."""
+    try:
+        return jsonable(codec.decode(data))
+    except EncodingError:
+        return {BYTES_MARKER: b64(data)}
+
+
+def to_json_value(value: Any) -> Any:
+    """Any value the codec accepts (dataclasses, enums, UUIDs, models...) as a JSON value."""
+    return jsonable(codec.decode(codec.encode(value, "the value")))
+
+
+def _reads_back(value: Any) -> bool:
+    """Whether ``from_jsonable(jsonable(value))`` is exactly ``value`` (types included)."""
+    return _same(from_jsonable(jsonable(value)), value)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+# ---- events ----------------------------------------------------------------------------
+
+
+def event_to_json(seq: int, event: Event) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    raw: dict[str, str] = {}
+    packed: dict[str, str] = {}
+    for key, value in event.data.items():
+        if isinstance(value, bytes):
+            # args/result are codec payloads; other bytes fields are shown as markers.
+            data[key] = decode_payload(value) if key in ("args", "result") else jsonable(value)
+            raw[key] = b64(value)
+            continue
+        data[key] = jsonable(value)
+        if not _reads_back(value):
+            packed[key] = b64(msgpack.packb(value, use_bin_type=True))
+    doc: dict[str, Any] = {
+        "seq": seq,
+        "kind": event.kind.name,
+        "position": event.position,
+        "ts": event.ts,
+        "data": data,
+    }
+    if raw:
+        doc["raw"] = raw
+    if packed:
+        doc["packed"] = packed
+    return doc
+
+
+def event_from_json(doc: dict[str, Any]) -> Event:
+    """The exact ``Event`` that ``event_to_json`` was given."""
+    try:
+        kind = Kind[doc["kind"]]
+        data = {key: from_jsonable(value) for key, value in doc["data"].items()}
+        for key, text in doc.get("packed", {}).items():
+            data[key] = msgpack.unpackb(base64.b64decode(text), raw=False)
+        for key, text in doc.get("raw", {}).items():
+            data[key] = base64.b64decode(text)
+        return Event(kind, int(doc["position"]), data, float(doc["ts"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DolmenError(f"malformed history event {doc.get('seq', '?')!r}: {exc!r}") from None
+
+
+# ---- executions --------------------------------------------------------------------------
+
+
+def parent_id(row: ExecutionRow) -> str | None:
+    # Child ids are "<parent id>/<position>" (see WorkflowInstance.start_child).
+    return row.id.rpartition("/")[0] if row.parent_eid is not None else None
+
+
+def stored_error(row: ExecutionRow) -> dict[str, Any] | None:
+    """The error fields of a failed, cancelled or nondeterministic execution."""
+    if row.status in ("running", "finished"):
+        return None
+    if row.result is None:
+        return {"type": row.status, "message": row.status}
+    try:
+        fields = msgpack.unpackb(row.result, raw=False)
+    except Exception as exc:  # noqa: BLE001 - a damaged row must still be shown
+        return {"type": row.status, "message": f"(unreadable error record: {exc})"}
+    return fields if isinstance(fields, dict) else {"type": row.status, "message": str(fields)}
+
+
+def execution_to_json(row: ExecutionRow, events: int) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": row.id,
+        "workflow": row.workflow,
+        "status": row.status,
+        "parent_id": parent_id(row),
+        "created_at": row.created_at,
+        "finished_at": row.finished_at,
+        "events": events,
+        "result": None,
+        "error": None,
+    }
+    if row.status == "finished" and row.result is not None:
+        doc["result"] = decode_payload(row.result)
+        doc["raw"] = {"result": b64(row.result)}
+    else:
+        doc["error"] = jsonable(stored_error(row))
+    return doc
+
+
+def history_document(row: ExecutionRow, events: list[Event]) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "execution": execution_to_json(row, len(events)),
+        "events": [event_to_json(seq, event) for seq, event in enumerate(events)],
+    }
+
+
+def events_from_document(doc: dict[str, Any]) -> list[Event]:
+    if doc.get("format") != FORMAT:
+        raise DolmenError(f"not a {FORMAT} document (format: {doc.get('format')!r})")
+    return [event_from_json(e) for e in doc["events"]]
+
+
+# ---- text --------------------------------------------------------------------------------
+
+
+def local_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="milliseconds")
+
+
+def short(text: str, width: int = _SUMMARY_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _value(data: bytes) -> str:
+    try:
+        return repr(codec.decode(data))
+    except EncodingError:
+        return f"<{len(data)} undecodable bytes>"
+
+
+def format_call(name: str, args: bytes) -> str:
+    """``name(1, 'x', k=2)`` from a codec-encoded argument payload."""
+    short_name = name.rpartition(":")[2]
+    try:
+        payload = codec.decode(args)
+    except EncodingError:
+        return f"{short_name}(<{len(args)} undecodable bytes>)"
+    if isinstance(payload, dict):
+        positional = [repr(v) for v in payload.get("args", [])]
+        keywords = [f"{k}={v!r}" for k, v in payload.get("kwargs", {}).items()]
+        return f"{short_name}({', '.join(positional + keywords)})"
+    return f"{short_name}({', '.join(repr(v) for v in payload)})"
+
+
+def _error(d: dict[str, Any]) -> str:
+    return f"{d.get('type', '?')}: {d.get('message', '')}"
+
+
+def summarize(event: Event) -> str:
+    """What one event says, in a line: call, result or error, attempt, timer, signal..."""
+    d, k = event.data, event.kind
+    if k == Kind.CREATED:
+        return format_call(str(d.get("workflow", "?")), d.get("args", b"\x90"))
+    if k == Kind.ACTIVITY_SCHEDULED:
+        return format_call(str(d.get("name", "?")), d.get("args", b"\x90"))
+    if k == Kind.ACTIVITY_COMPLETED:
+        return f"-> {_value(d['result'])}  (attempt {d.get('attempt', 1)})"
+    if k == Kind.ACTIVITY_FAILED:
+        what = "timed out" if d.get("timeout") else "failed"
+        then = "final" if d.get("final", True) else "will retry"
+        return f"{what}: {_error(d)}  (attempt {d.get('attempt', 1)}, {then})"
+    if k == Kind.TIMER_STARTED:
+        return f"sleep {d.get('seconds')} s, until {local_time(d.get('fire_at'))}"
+    if k == Kind.CHILD_STARTED:
+        call = format_call(str(d.get("name", "?")), d.get("args", b"\x90"))
+        return f"{call}  as {d.get('child_id')}"
+    if k == Kind.CHILD_FINISHED:
+        outcome = f"-> {_value(d['result'])}" if "result" in d else f"failed: {_error(d)}"
+        return f"{d.get('child_id')} {outcome}"
+    if k in (Kind.SIGNAL_WAITED, Kind.SIGNAL_RECEIVED):
+        value = f" = {d.get('value')!r}" if k == Kind.SIGNAL_RECEIVED else ""
+        return f"signal {d.get('name')!r}{value}"
+    if k == Kind.VALUE_RECORDED:
+        return f"{d.get('what')}() = {d.get('value')!r}"
+    if k == Kind.FINISHED:
+        return f"-> {_value(d['result'])}" if "result" in d else ""
+    if k == Kind.FAILED:
+        return _error(d)
+    return ""
+
+
+def render_history(row: ExecutionRow, events: list[Event]) -> list[str]:
+    lines = [
+        f"execution {row.id}  workflow {row.workflow}  status {row.status}",
+        f"created {local_time(row.created_at)}; times are ms since then",
+        f"{'seq':>4} {'+ms':>10}  {'kind':<19} {'pos':>4}  details",
+    ]
+    for seq, event in enumerate(events):
+        elapsed = (event.ts - row.created_at) * 1000.0
+        position = str(event.position) if event.position >= 0 else "-"
+        lines.append(
+            f"{seq:>4} {elapsed:>10.1f}  {event.kind.name.lower():<19} {position:>4}  "
+            f"{short(summarize(event))}"
+        )
+    return lines

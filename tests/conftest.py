@@ -1,0 +1,33 @@
+"""One Ray session for the whole test run; a fresh database (and host actor) per test."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HYPOTHESIS_PROFILE", "fast")
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    ray.init(namespace="dolmen", include_dashboard=False, logging_level="ERROR")
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return str(tmp_path / "dolmen.db")
+
+
+@pytest.fixture
+def client(ray_session, db_path):
+    import dolmen
+
+    c = dolmen.Client(db_path, evict_after=30.0, busy_timeout=1.0)
+    yield c
+    c.close()
+    ray_session.kill(c._host, no_restart=True)
