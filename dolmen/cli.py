@@ -60,6 +60,14 @@ def dump_json(value: Any, out: TextIO) -> None:
     out.write(json.dumps(fmt.to_json_value(value), indent=None, ensure_ascii=False) + "\n")
 
 
+def remote_cause(exc: BaseException) -> BaseException:
+    """The error the runtime raised, without the remote traceback Ray wraps around it."""
+    # Ray re-raises an actor's exception as a subclass of both RayTaskError and the
+    # original class; the original is kept as ``cause``.
+    cause = getattr(exc, "cause", None)
+    return cause if isinstance(cause, BaseException) else exc
+
+
 def error(message: str) -> None:
     print(f"dolmen: error: {message}", file=sys.stderr)
 
@@ -80,15 +88,25 @@ def reader(args: argparse.Namespace) -> Iterator[Any]:
         conn.close()
 
 
-def connect(args: argparse.Namespace) -> Any:
-    """A client of the runtime that owns the database (starts local Ray if embedded)."""
+@contextlib.contextmanager
+def runtime(args: argparse.Namespace) -> Iterator[Any]:
+    """A client of the runtime that owns the database (starting a local Ray if embedded).
+
+    Closing it shuts the host down only if this process created it, so a `dolmen signal`
+    leaves a host that `dolmen serve` or an application runs on a cluster up.
+    """
     from dolmen.runtime.client import Client
 
+    path = os.path.abspath(db_path(args))
     try:
-        return Client(db_path(args), address=args.address)
+        client = Client(path, address=args.address)
     except ConnectionError as exc:
         where = args.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
         raise DolmenError(f"cannot connect to {where}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 class Progress:
@@ -135,7 +153,7 @@ def await_result(handle: Any, timeout: float | None, show: bool) -> int:
         return EXIT_RUNNING
     except _ENDED_BADLY as exc:
         progress.done()
-        print(f"dolmen: {exc}", file=sys.stderr)
+        print(f"dolmen: {remote_cause(exc)}", file=sys.stderr)
         return EXIT_FAILED
     progress.done()
     dump_json(value, sys.stdout)
@@ -162,21 +180,15 @@ def prepare_start(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     workflow, values = prepare_start(args)
-    client = connect(args)
-    try:
+    with runtime(args) as client:
         handle = client.start(workflow, *values, id=args.id)
         return await_result(handle, args.timeout, wants_progress(args))
-    finally:
-        client.close()
 
 
 def cmd_start(args: argparse.Namespace) -> int:
     workflow, values = prepare_start(args)
-    client = connect(args)
-    try:
+    with runtime(args) as client:
         print(client.start(workflow, *values, id=args.id).id)
-    finally:
-        client.close()
     return EXIT_OK
 
 
@@ -184,15 +196,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     workflows = import_modules(args.module)
     path = db_path(args)
     print(f"dolmen: starting the runtime for {os.path.abspath(path)}", flush=True)
-    client = connect(args)
-    # Installed after Ray started, so ours are the handlers in force while serving.
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
+    with runtime(args) as client:
+        # Installed after Ray started, so ours are the handlers in force while serving.
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
         if workflows:
             # Hand the code to the host now: executions parked for lack of it resume.
-            client._call("register", workflows)
+            client.register(*workflows)
         info = client.host_info()
         print(
             f"dolmen: serving {info.get('db_path')} (host pid {info.get('pid')} on node "
@@ -203,8 +214,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         while not stop.wait(1.0):
             pass
         print("dolmen: stopping (flushing cached events)", flush=True)
-    finally:
-        client.close()
     print("dolmen: stopped", flush=True)
     return EXIT_OK
 
@@ -226,22 +235,16 @@ def import_modules(names: list[str]) -> list[Any]:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    client = connect(args)
-    try:
+    with runtime(args) as client:
         client.handle(args.id).cancel()
-    finally:
-        client.close()
     print(f"dolmen: cancel requested for execution {args.id}", file=sys.stderr)
     return EXIT_OK
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
     value = parse_value(args.value) if args.value is not None else None
-    client = connect(args)
-    try:
+    with runtime(args) as client:
         client.handle(args.id).signal(args.name, value)
-    finally:
-        client.close()
     print(f"dolmen: signal {args.name!r} sent to execution {args.id}", file=sys.stderr)
     return EXIT_OK
 
@@ -289,15 +292,12 @@ def cmd_result(args: argparse.Namespace) -> int:
     with reader(args) as conn:
         row = db.require_execution(conn, args.id)
     if row.status == "running" and args.wait:
-        client = connect(args)
-        try:
+        with runtime(args) as client:
             return await_result(client.handle(row.id), args.timeout, wants_progress(args))
-        finally:
-            client.close()
-    return print_stored_result(row)
+    return print_stored_result(row, args.traceback)
 
 
-def print_stored_result(row: db.ExecutionRow) -> int:
+def print_stored_result(row: db.ExecutionRow, traceback: bool = False) -> int:
     if row.status == "running":
         print(
             f"dolmen: execution {row.id} is still running "
@@ -315,7 +315,7 @@ def print_stored_result(row: db.ExecutionRow) -> int:
         what = "stopped (nondeterministic)" if row.status == "nondeterministic" else "failed"
         kind, message = fields.get("type", "?"), fields.get("message", "")
         print(f"dolmen: execution {row.id} {what}: {kind}: {message}", file=sys.stderr)
-        if fields.get("traceback"):
+        if traceback and fields.get("traceback"):
             print(str(fields["traceback"]).rstrip(), file=sys.stderr)
     return EXIT_FAILED
 
@@ -435,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="execution id")
     p.add_argument("--wait", action="store_true", help="wait for a running execution (uses Ray)")
     p.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
+    p.add_argument(
+        "--traceback", action="store_true", help="show a failed workflow's stored traceback"
+    )
     add_progress(p)
     p.epilog = "Exit 0 with the result; 1 if it failed or was cancelled; 3 if still running."
 
@@ -488,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except DolmenError as exc:
-        error(str(exc))
+        error(str(remote_cause(exc)))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("dolmen: interrupted", file=sys.stderr)

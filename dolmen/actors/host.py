@@ -126,8 +126,9 @@ class Host:
         resumable = []
         for row in rows:
             history = db.load_history(self._reader, row.eid)
-            busy = any(e.kind == Kind.ACTIVITY_SCHEDULED for e in outstanding(history))
-            count = _crash_count(conn, row.eid, len(history)) if busy and not was_clean else 0
+            count = 0
+            if not was_clean and _may_run_activities(history):
+                count = _crash_count(conn, row.eid, len(history))
             if count:
                 bookkeeping.statements.append(
                     (
@@ -266,6 +267,7 @@ class Host:
         execution = self._require_running(execution_id)
         payload = codec.decode(value)
         self._resolve(execution, Event(Kind.SIGNAL_RECEIVED, -1, {"name": name, "value": payload}))
+        await self._flush(execution)  # durable before the sender hears back
 
     async def cancel(self, execution_id: str) -> None:
         execution = self._executions.get(execution_id)
@@ -275,6 +277,7 @@ class Host:
             return  # already ended (or parked without code: nothing runs it here)
         if execution.status == "running":
             self._resolve(execution, Event(Kind.CANCEL_REQUESTED))
+            await self._flush(execution)
 
     def _require_running(self, execution_id: str) -> Execution:
         execution = self._executions.get(execution_id)
@@ -533,6 +536,7 @@ class Host:
         outcome = last.data.get("result") if status == "finished" else last.data
         execution.status, execution.outcome = status, outcome
         execution.instance = None
+        self._release_flush_waiters(execution)
         for task in execution.tasks.values():
             task.cancel()
         for timer in execution.timers.values():
@@ -566,6 +570,7 @@ class Host:
             actual=error.actual,
         )
         execution.status, execution.outcome = "nondeterministic", fields
+        self._release_flush_waiters(execution)
         if execution.instance is not None:
             execution.instance.close()
         execution.instance = None
@@ -606,6 +611,17 @@ class Host:
 
 def _set_meta(key: str, value: str) -> tuple[str, tuple[str, str]]:
     return ("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _may_run_activities(history: list[Event]) -> bool:
+    """False only for executions that durably wait on a timer, child or signal.
+
+    Activity schedules are cached, so an activity in flight at a crash may be absent from
+    the history: anything not provably waiting counts as possibly running one.
+    """
+    if any(e.kind == Kind.ACTIVITY_SCHEDULED for e in outstanding(history)):
+        return True
+    return history[-1].kind not in (Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED)
 
 
 def _crash_count(conn: Any, eid: int, events: int) -> int:

@@ -39,6 +39,14 @@ def host_name(db_path: str) -> str:
     return f"dolmen-host-{digest}"
 
 
+def host_exists(db_path: str) -> bool:
+    try:
+        ray.get_actor(host_name(db_path), namespace=NAMESPACE)
+    except ValueError:
+        return False
+    return True
+
+
 def get_host(config: dict[str, Any], *, detached: bool = False) -> Any:
     """The host actor for ``config["db_path"]``, created if no driver made it yet."""
     options: dict[str, Any] = dict(

@@ -64,6 +64,8 @@ class Client:
             evict_after=evict_after,
             busy_timeout=busy_timeout,
         )
+        # Only the client that created the host shuts it down on close; others just leave.
+        self._owns_host = not placement.host_exists(self.db_path)
         self._host = placement.get_host(config)
         self._sent: dict[str, Workflow] = {}
         self._lock = threading.Lock()
@@ -81,6 +83,10 @@ class Client:
         while True:
             try:
                 return ray.get(getattr(self._host, method).remote(*args))
+            except ray.exceptions.RayTaskError as exc:
+                # The host's own exception, without Ray's wrapper and remote traceback.
+                cause = getattr(exc, "cause", None)
+                raise (cause if isinstance(cause, BaseException) else exc) from None
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 if time.monotonic() > deadline:
                     raise DolmenError(
@@ -126,6 +132,13 @@ class Client:
         """Start an execution and wait for its result."""
         return self.start(fn, *args, id=id, **kwargs).result()
 
+    def register(self, *workflows: Workflow) -> None:
+        """Hand workflow code to the runtime before any start, e.g. so that executions
+        recovered from the database whose code is not importable by name can resume."""
+        for wf in workflows:
+            self._workflow(wf)
+        self._call("register", list(workflows))
+
     def handle(self, execution_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, execution_id, None)
 
@@ -150,10 +163,14 @@ class Client:
         return self._call("ping")
 
     def close(self) -> None:
-        """Flush cached events and record a clean shutdown."""
+        """Leave the runtime; if this client started the host, flush it and shut it down
+        cleanly (a host started by another driver keeps running)."""
         if getattr(self, "_closed", True):
             return
         self._closed = True
+        atexit.unregister(self.close)
+        if not self._owns_host:
+            return
         import ray
 
         if ray.is_initialized():

@@ -223,5 +223,8 @@ def _import_workflow(name: str) -> Workflow:
 
 
 def register(wf: Workflow) -> None:
-    """Make ``wf`` findable by name in this process (used when code arrives over Ray)."""
-    _WORKFLOWS.setdefault(wf.name, wf)
+    """Make ``wf`` findable by name in this process (used when code arrives over Ray).
+
+    Code handed over explicitly wins over what importing a module registered earlier.
+    """
+    _WORKFLOWS[wf.name] = wf

@@ -19,6 +19,7 @@ Document shape::
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import math
 from typing import Any
@@ -67,7 +68,10 @@ def from_jsonable(value: Any) -> Any:
     """Undo ``jsonable`` where it can (bytes markers); the rest is already plain."""
     if isinstance(value, dict):
         if len(value) == 1 and isinstance(value.get(BYTES_MARKER), str):
-            return base64.b64decode(value[BYTES_MARKER])
+            try:
+                return base64.b64decode(value[BYTES_MARKER], validate=True)
+            except binascii.Error:
+                pass  # not a marker we wrote: a plain dict that looks like one
         return {k: from_jsonable(v) for k, v in value.items()}
     if isinstance(value, list):
         return [from_jsonable(v) for v in value]
@@ -283,8 +287,6 @@ def render_history(row: ExecutionRow, events: list[Event]) -> list[str]:
     for seq, event in enumerate(events):
         elapsed = (event.ts - row.created_at) * 1000.0
         position = str(event.position) if event.position >= 0 else "-"
-        lines.append(
-            f"{seq:>4} {elapsed:>10.1f}  {event.kind.name.lower():<19} {position:>4}  "
-            f"{short(summarize(event))}"
-        )
+        line = f"{seq:>4} {elapsed:>10.1f}  {event.kind.name.lower():<19} {position:>4}  "
+        lines.append((line + short(summarize(event))).rstrip())
     return lines
