@@ -148,12 +148,13 @@ class Host:
         self, ltx: Ltx, row: db.ExecutionRow, history: list[Event], count: int
     ) -> None:
         names = [e.data.get("name") for e in outstanding(history)]
+        running = f"activities {names}" if names else "its next step"
         fields = {
             "type": "HostCrashLoop",
             "message": (
-                f"the host process died {count} times in a row while activities {names} of "
-                "this execution were running (an activity probably exits or kills its "
-                "process; run it with executor='process')"
+                f"the host process died {count} times in a row while this execution ran "
+                f"{running} at history position {len(history)}; an activity probably exits "
+                "or kills its process: run it with executor='process'"
             ),
             "traceback": "",
         }

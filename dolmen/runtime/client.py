@@ -10,6 +10,7 @@ import atexit
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -115,7 +116,8 @@ class Client:
         """Start an execution; with an ``id`` that exists, return that execution instead."""
         wf = self._workflow(fn)
         payload = wf.encode_args(args, kwargs)
-        execution_id = self._call("start", wf, payload, id)
+        # The id is chosen here, so a start retried after a host crash is idempotent.
+        execution_id = self._call("start", wf, payload, id or uuid.uuid4().hex)
         return WorkflowHandle(self, execution_id, wf)
 
     def start_many(
@@ -124,7 +126,7 @@ class Client:
         """Start many executions in one round trip (what throughput benchmarks use)."""
         wf = self._workflow(fn)
         payloads = [wf.encode_args(tuple(a), {}) for a in args_list]
-        id_list: list[str | None] = list(ids) if ids is not None else [None] * len(payloads)
+        id_list = list(ids) if ids is not None else [uuid.uuid4().hex for _ in payloads]
         started = self._call("start_many", wf, payloads, id_list)
         return [WorkflowHandle(self, i, wf) for i in started]
 
