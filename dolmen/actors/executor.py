@@ -63,6 +63,8 @@ class ActivityExecutor:
         try:
             # A thread cannot be killed: on timeout the attempt is abandoned and its result,
             # if it ever comes, is ignored.
+            if act.timeout is None:
+                return await future
             return await asyncio.wait_for(future, act.timeout)
         except TimeoutError:
             raise AttemptFailed(_timeout_fields(act), timeout=True) from None

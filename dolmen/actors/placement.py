@@ -114,6 +114,20 @@ class HostActor:
     async def wait_result(self, execution_id: str, timeout: float | None) -> tuple[str, Any]:
         return await (await self._ready()).wait_result(execution_id, timeout)
 
+    async def wait_results(
+        self, execution_ids: list[str], timeout: float | None
+    ) -> list[tuple[str, Any]]:
+        host = await self._ready()
+        return list(await asyncio.gather(*(host.wait_result(i, timeout) for i in execution_ids)))
+
+    async def start_and_wait(
+        self, workflow: Workflow | str, args: bytes, execution_id: str, timeout: float | None
+    ) -> tuple[str, Any]:
+        """One round trip for short workflows: start, then wait up to ``timeout``."""
+        host = await self._ready()
+        await host.start(workflow, args, execution_id)
+        return await host.wait_result(execution_id, timeout)
+
     async def status(self, execution_id: str) -> dict[str, Any]:
         return (await self._ready()).status(execution_id)
 

@@ -131,8 +131,32 @@ class Client:
         return [WorkflowHandle(self, i, wf) for i in started]
 
     def run(self, fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) -> Any:
-        """Start an execution and wait for its result."""
-        return self.start(fn, *args, id=id, **kwargs).result()
+        """Start an execution and wait for its result (one round trip if it is quick)."""
+        wf = self._workflow(fn)
+        payload = wf.encode_args(args, kwargs)
+        handle = WorkflowHandle(self, id or uuid.uuid4().hex, wf)
+        status, outcome = self._call("start_and_wait", wf, payload, handle.id, _WAIT_CHUNK)
+        if status != "running":
+            return handle._outcome(status, outcome)
+        return handle.result()
+
+    def results(self, handles: list[WorkflowHandle], timeout: float | None = None) -> list[Any]:
+        """Wait for many executions in one round trip; raises the first failure in order."""
+        started = time.monotonic()
+        outcomes: dict[str, tuple[str, Any]] = {}
+        while len(outcomes) < len(handles):
+            waiting = [h.id for h in handles if h.id not in outcomes]
+            waited = time.monotonic() - started
+            if timeout is not None and waited >= timeout:
+                raise ResultTimeoutError(
+                    f"{len(waiting)} executions still running after {timeout} s"
+                )
+            chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
+            answers = self._call("wait_results", waiting, chunk)
+            outcomes.update(
+                (i, a) for i, a in zip(waiting, answers, strict=True) if a[0] != "running"
+            )
+        return [h._outcome(*outcomes[h.id]) for h in handles]
 
     def register(self, *workflows: Workflow) -> None:
         """Hand workflow code to the runtime before any start, e.g. so that executions

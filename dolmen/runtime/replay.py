@@ -123,6 +123,7 @@ class WorkflowInstance:
         self._blocked_on: Pending | None = None
         self._new: list[Event] = []
         self._nondeterminism: NondeterminismError | None = None
+        self._failed_attempts: dict[int, int] = {}
         self._closing = False
         self.finished = False
         args, kwargs = workflow.decode_args(history[0].data["args"])
@@ -159,9 +160,7 @@ class WorkflowInstance:
 
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
-        return sum(
-            1 for e in self.history if e.kind == Kind.ACTIVITY_FAILED and e.position == position
-        )
+        return self._failed_attempts.get(position, 0)
 
     def definition(self, position: int) -> Activity | Workflow:
         return self._definitions[position]
@@ -336,6 +335,8 @@ class WorkflowInstance:
         if kind == Kind.CANCEL_REQUESTED:
             self._cancel()
             return
+        if kind == Kind.ACTIVITY_FAILED:
+            self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1
         if kind not in RESOLUTIONS or not _is_final(event):
             return  # a retried attempt: recorded, resolves nothing
         pending = self._pending.get(event.position)

@@ -1,0 +1,1 @@
+"""Reproducible dolmen workloads; run with `python -m benchmarks run [--quick]`."""

@@ -1,0 +1,126 @@
+"""Durable-core workloads: fibo tables, throughput, latency, statements and fsyncs per step.
+
+Every figure comes with the bare baseline measured in the same run, so ratios hold on any
+machine; absolute seconds are kept too.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import sqlite3
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import dolmen
+from benchmarks import workflows as bw
+from dolmen import native
+
+Report = dict[str, Any]
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
+
+
+def bare_sequential(n: int, iterations: int, use_native: bool) -> float:
+    kernel = native.fibo if use_native else native.python_fibo
+    return _timed(lambda: [kernel(n) for _ in range(iterations)])[0]
+
+
+def bare_parallel(n: int, iterations: int, use_native: bool) -> float:
+    kernel = native.fibo if use_native else native.python_fibo
+    with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+        return _timed(lambda: list(pool.map(kernel, [n] * iterations)))[0]
+
+
+def fibo_row(client: dolmen.Client, shape: str, n: int, iterations: int, native_: bool) -> Report:
+    wf = bw.sequential if shape == "sequential" else bw.parallel
+    client.run(wf, n, 2, native_)  # warm the code path once
+    seconds, _ = _timed(lambda: client.run(wf, n, iterations, native_))
+    bare = (bare_sequential if shape == "sequential" else bare_parallel)(n, iterations, native_)
+    return {
+        "workload": f"fibo({n}) x {iterations}, {shape}, {'native' if native_ else 'python'}",
+        "seconds": seconds,
+        "bare_seconds": bare,
+        "ratio_to_bare": seconds / bare if bare else None,
+    }
+
+
+def throughput(client: dolmen.Client, workflows: int, steps: int) -> Report:
+    before = client.storage_stats()
+    size_before = _stored_bytes(client.db_path)
+    seconds, _ = _timed(
+        lambda: client.results(client.start_many(bw.noop_steps, [(steps,)] * workflows))
+    )
+    after = client.storage_stats()
+    total_steps = workflows * steps
+    stored = _stored_bytes(client.db_path) - size_before
+    return {
+        "workload": f"{workflows} x {steps}-step no-op workflows, started together",
+        "seconds": seconds,
+        "workflows_per_second": workflows / seconds,
+        "sql_statements_per_step": (after["statements"] - before["statements"]) / total_steps,
+        "commits_per_step": (after["commits"] - before["commits"]) / total_steps,
+        "stored_bytes_per_workflow": stored / workflows,
+    }
+
+
+def latency(client: dolmen.Client, steps: int, runs: int) -> Report:
+    client.run(bw.noop_steps, steps)
+    samples = [_timed(lambda: client.run(bw.noop_steps, steps))[0] for _ in range(runs)]
+    bare = statistics.median(
+        _timed(lambda: [bw.noop.fn() for _ in range(steps)])[0] for _ in range(runs)
+    )
+    return {
+        "workload": f"one {steps}-step no-op workflow at a time, {runs} runs",
+        "p50_seconds": statistics.median(samples),
+        "p99_seconds": sorted(samples)[max(0, int(len(samples) * 0.99) - 1)],
+        "bare_seconds": bare,
+    }
+
+
+def _stored_bytes(path: str) -> int:
+    """Bytes in the event and execution tables (dbstat), independent of WAL state."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN ('events', 'executions', "
+            "'sqlite_autoindex_executions_1')"
+        ).fetchone()
+        return rows[0] or 0
+    except sqlite3.OperationalError:  # dbstat not compiled in: fall back to the file size
+        return os.path.getsize(path)
+    finally:
+        conn.close()
+
+
+def run(client: dolmen.Client, quick: bool, progress: Callable[[str], None]) -> list[Report]:
+    scale = 10 if quick else 1
+    plan: list[tuple[str, Callable[[], Report]]] = [
+        ("fibo(10) x 40 sequential", lambda: fibo_row(client, "sequential", 10, 40, False)),
+        (
+            "fibo(10) x 1000 parallel",
+            lambda: fibo_row(client, "parallel", 10, 1000 // scale, False),
+        ),
+        (
+            "fibo(33) x 10 sequential",
+            lambda: fibo_row(client, "sequential", 33 - 5 * (scale > 1), 10, True),
+        ),
+        ("3-step throughput", lambda: throughput(client, 2000 // scale, 3)),
+        ("10-step latency", lambda: latency(client, 10, 200 // scale)),
+    ]
+    if not quick:
+        plan += [
+            ("fibo(38) x 100 sequential", lambda: fibo_row(client, "sequential", 38, 100, True)),
+            ("fibo(38) x 100 parallel", lambda: fibo_row(client, "parallel", 38, 100, True)),
+        ]
+    reports = []
+    for index, (name, measure) in enumerate(plan, start=1):
+        progress(f"[{index}/{len(plan)}] {name}")
+        reports.append(measure())
+    return reports
