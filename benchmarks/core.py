@@ -51,17 +51,18 @@ def fibo_row(client: dolmen.Client, shape: str, n: int, iterations: int, native_
     }
 
 
-def throughput(client: dolmen.Client, workflows: int, steps: int) -> Report:
+def throughput(client: dolmen.Client, workflows: int, steps: int, inline: bool) -> Report:
     before = client.storage_stats()
     size_before = _stored_bytes(client.db_path)
     seconds, _ = _timed(
-        lambda: client.results(client.start_many(bw.noop_steps, [(steps,)] * workflows))
+        lambda: client.results(client.start_many(bw.noop_steps, [(steps, inline)] * workflows))
     )
     after = client.storage_stats()
     total_steps = workflows * steps
     stored = _stored_bytes(client.db_path) - size_before
     return {
-        "workload": f"{workflows} x {steps}-step no-op workflows, started together",
+        "workload": f"{workflows} x {steps}-step no-op workflows, started together, "
+        f"{'inline' if inline else 'thread'} steps",
         "seconds": seconds,
         "workflows_per_second": workflows / seconds,
         "sql_statements_per_step": (after["statements"] - before["statements"]) / total_steps,
@@ -70,14 +71,15 @@ def throughput(client: dolmen.Client, workflows: int, steps: int) -> Report:
     }
 
 
-def latency(client: dolmen.Client, steps: int, runs: int) -> Report:
-    client.run(bw.noop_steps, steps)
-    samples = [_timed(lambda: client.run(bw.noop_steps, steps))[0] for _ in range(runs)]
+def latency(client: dolmen.Client, steps: int, runs: int, inline: bool) -> Report:
+    client.run(bw.noop_steps, steps, inline)
+    samples = [_timed(lambda: client.run(bw.noop_steps, steps, inline))[0] for _ in range(runs)]
     bare = statistics.median(
         _timed(lambda: [bw.noop.fn() for _ in range(steps)])[0] for _ in range(runs)
     )
     return {
-        "workload": f"one {steps}-step no-op workflow at a time, {runs} runs",
+        "workload": f"one {steps}-step no-op workflow at a time, {runs} runs, "
+        f"{'inline' if inline else 'thread'} steps",
         "p50_seconds": statistics.median(samples),
         "p99_seconds": sorted(samples)[max(0, int(len(samples) * 0.99) - 1)],
         "bare_seconds": bare,
@@ -111,8 +113,10 @@ def run(client: dolmen.Client, quick: bool, progress: Callable[[str], None]) -> 
             "fibo(33) x 10 sequential",
             lambda: fibo_row(client, "sequential", 33 - 5 * (scale > 1), 10, True),
         ),
-        ("3-step throughput", lambda: throughput(client, 2000 // scale, 3)),
-        ("10-step latency", lambda: latency(client, 10, 200 // scale)),
+        ("3-step throughput", lambda: throughput(client, 2000 // scale, 3, False)),
+        ("3-step throughput, inline", lambda: throughput(client, 2000 // scale, 3, True)),
+        ("10-step latency", lambda: latency(client, 10, 200 // scale, False)),
+        ("10-step latency, inline", lambda: latency(client, 10, 200 // scale, True)),
     ]
     if not quick:
         plan += [

@@ -42,7 +42,13 @@ async def parallel(n: int, iterations: int, use_native: bool) -> int:
     return last
 
 
+@dolmen.activity(retries=0, executor="inline")
+def noop_inline() -> None:
+    return None
+
+
 @dolmen.workflow
-async def noop_steps(steps: int) -> None:
+async def noop_steps(steps: int, inline: bool = False) -> None:
+    step = noop_inline if inline else noop
     for _ in range(steps):
-        await noop()
+        await step()

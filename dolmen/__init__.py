@@ -1,5 +1,6 @@
 """dolmen: durable workflows for Python on Ray, with a native fast path."""
 
+from dolmen import native
 from dolmen.runtime.client import Client, WorkflowHandle, connect, run, start
 from dolmen.runtime.decorators import Activity, Workflow, activity, workflow
 from dolmen.runtime.errors import (
@@ -55,6 +56,7 @@ __all__ = [
     "connect",
     "gather",
     "join_set",
+    "native",
     "now",
     "random",
     "run",

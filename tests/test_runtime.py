@@ -154,3 +154,43 @@ def test_synchronous_normal_is_an_explicit_opt_in(ray_session, tmp_path):
         ray_session.kill(client._host, no_restart=True)
     assert os.path.exists(path)
     assert sqlite3.connect(path).execute("SELECT count(*) FROM executions").fetchone()[0] == 1
+
+
+def test_order_fulfilment_example_and_its_compensation(client):
+    from examples import orders
+
+    receipt = client.run(orders.fulfil, orders.Order("A-1", "tea", 2, "4242"), id="o-1")
+    assert receipt == orders.Receipt("A-1", "res-o-1:0", "ch-A-1-50", "track-A-1")
+    with pytest.raises(dolmen.WorkflowFailedError, match="declined"):
+        client.run(orders.fulfil, orders.Order("A-2", "tea", 1, "0000"), id="o-2")
+    names = [
+        e.data.get("name", "") for e in client.history("o-2") if e.kind == Kind.ACTIVITY_SCHEDULED
+    ]
+    assert [n.rsplit(":", 1)[1] for n in names] == ["reserve_stock", "charge_card", "release_stock"]
+
+
+@dolmen.activity(executor="inline", retries=1, backoff=0.01)
+def inline_step(x: int) -> int:
+    import threading
+
+    if x < 0:
+        raise ValueError("negative")
+    return threading.current_thread().name
+
+
+@dolmen.workflow
+async def inline_workflow() -> list:
+    first = await inline_step(1)
+    try:
+        await inline_step(-1)
+    except dolmen.ActivityError as exc:
+        return [first, exc.attempts]
+    return [first, 0]
+
+
+def test_inline_steps_run_on_the_host_loop_and_retry(client):
+    thread_name, attempts = client.run(inline_workflow)
+    assert attempts == 2
+    assert not thread_name.startswith("dolmen-activity")  # not an executor thread
+    with pytest.raises(ValueError, match="cannot time out"):
+        dolmen.activity(executor="inline", timeout=1.0)(lambda: None)

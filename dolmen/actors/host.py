@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from dolmen.actors.executor import ActivityExecutor, AttemptFailed
+from dolmen.actors.executor import ActivityExecutor, AttemptFailed, invoke
 from dolmen.runtime import codec
 from dolmen.runtime.decorators import Activity, Workflow, lookup_workflow, register
 from dolmen.runtime.errors import (
@@ -369,7 +369,10 @@ class Host:
         while True:
             info = ActivityInfo(execution.id, position, attempt, activity.name)
             try:
-                result = await self.executor.run(activity, args, info)
+                if activity.executor == "inline":
+                    result = _invoke_inline(activity, args, info)
+                else:
+                    result = await self.executor.run(activity, args, info)
             except AttemptFailed as failure:
                 final = attempt > activity.retries
                 data = dict(failure.fields, attempt=attempt, final=final)
@@ -608,6 +611,14 @@ class Host:
 
     def loaded_count(self) -> int:
         return sum(1 for e in self._executions.values() if e.instance is not None)
+
+
+def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
+    """Run a step on the event loop itself: no thread handoff, but it must not block."""
+    try:
+        return invoke(activity, args, info)
+    except Exception as exc:  # noqa: BLE001 - activity code may raise anything
+        raise AttemptFailed(error_fields(exc)) from None
 
 
 def _set_meta(key: str, value: str) -> tuple[str, tuple[str, str]]:

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from dolmen.runtime import codec
-from dolmen.runtime.errors import UnknownWorkflowError, WorkflowError
+from dolmen.runtime.errors import EncodingError, UnknownWorkflowError, WorkflowError
 
 WaitStrategy = Literal["await", "interrupt"]
-ExecutorKind = Literal["thread", "process"]
+ExecutorKind = Literal["thread", "process", "inline"]
 
 _WORKFLOWS: dict[str, Workflow] = {}
 _IMPORTABLE_NAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -39,21 +39,26 @@ class _Definition:
         self.name = name or f"{fn.__module__}:{fn.__qualname__}"
         self.signature = inspect.signature(fn)
         self.param_hints, self.return_hint = _hints(fn)
+        # Calls with exactly this many positional arguments need no binding (the hot path).
+        params = self.signature.parameters.values()
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
+        self._plain_arity = len(self.signature.parameters) if plain else -1
 
     def encode_args(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
         """Bind and encode call arguments, naming the culprit when one is bad."""
+        if kwargs or len(args) != self._plain_arity:
+            try:
+                bound = self.signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{self.kind} {self.name!r}: {exc}") from None
+            args, kwargs = bound.args, bound.kwargs
+        payload: Any = {"args": list(args), "kwargs": kwargs} if kwargs else list(args)
         try:
-            bound = self.signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.kind} {self.name!r}: {exc}") from None
-        for i, value in enumerate(bound.args):
-            codec.encode(value, f"argument {i} of {self.kind} {self.name!r}")
-        for key, value in bound.kwargs.items():
-            codec.encode(value, f"argument {key!r} of {self.kind} {self.name!r}")
-        payload: Any = list(bound.args)
-        if bound.kwargs:
-            payload = {"args": payload, "kwargs": bound.kwargs}
-        return codec.encode(payload)
+            return codec.encode(payload)
+        except EncodingError:
+            for key, value in [*enumerate(args), *kwargs.items()]:
+                codec.encode(value, f"argument {key!r} of {self.kind} {self.name!r}")
+            raise
 
     def decode_args(self, data: bytes) -> tuple[list[Any], dict[str, Any]]:
         payload = codec.decode(data)
@@ -125,8 +130,10 @@ class Activity(_Definition):
             raise ValueError(f"retries must be >= 0, not {retries}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
-        if executor not in ("thread", "process"):
-            raise ValueError(f"executor must be 'thread' or 'process', not {executor!r}")
+        if executor not in ("thread", "process", "inline"):
+            raise ValueError(f"executor must be 'thread', 'process' or 'inline', not {executor!r}")
+        if executor == "inline" and timeout is not None:
+            raise ValueError("an inline activity runs on the event loop and cannot time out")
         super().__init__(fn, name)
         self.retries = retries
         self.timeout = timeout

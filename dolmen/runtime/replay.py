@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
+import functools
 import random as _random
 import time
 import traceback
@@ -113,7 +114,7 @@ class WorkflowInstance:
         self.execution_id = execution_id
         self.history = history
         self._clock = clock
-        self._rng = rng or _random.Random()
+        self._given_rng = rng
         self._cursor = 1  # history[0] (CREATED) is consumed by construction
         self._next_position = 0
         self._pending: dict[int, Pending] = {}
@@ -306,6 +307,11 @@ class WorkflowInstance:
         event, pending = self._issue(Kind.VALUE_RECORDED, {"what": what, "value": value})
         pending.resolve(event.data["value"])
         return event.data["value"]
+
+    @functools.cached_property
+    def _rng(self) -> _random.Random:
+        # Seeding from the OS costs ~15 us: paid only by workflows that use randomness.
+        return self._given_rng or _random.Random()
 
     def now(self) -> float:
         return self.record_value("now", self._clock)
