@@ -154,3 +154,15 @@ def test_readonly_helpers_refuse_missing_and_empty_files(tmp_path):
     sqlite3.connect(empty).close()
     with pytest.raises(StorageError, match="no dolmen tables"):
         db.open_readonly(empty)
+
+
+def test_a_second_writer_on_the_same_database_is_refused(db_path):
+    first = GroupCommitWriter(db_path, Collector())
+    try:
+        with pytest.raises(
+            StorageError, match=f"in use by another dolmen runtime \\(pid {os.getpid()}\\)"
+        ):
+            GroupCommitWriter(db_path, Collector(), busy_timeout=0.2)
+    finally:
+        first.close()
+    GroupCommitWriter(db_path, Collector()).close()  # free again once the first closed

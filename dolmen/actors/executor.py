@@ -1,8 +1,15 @@
-"""Runs activity attempts: on threads, or in worker processes for pure-Python CPU work.
+"""Runs activity attempts, in the place each activity's ``executor`` kind names.
 
-Threads suit I/O and native kernels that release the GIL. Worker processes are Ray actors,
-so CPU-bound Python scales past the GIL, a hung attempt can be killed on timeout, and an
-activity that kills its process takes down only its worker, never the host.
+- ``"thread"``: I/O. A large pool, since its threads mostly wait.
+- ``"native"``: kernels that release the GIL (dolmen.native, C libraries through cffi). A
+  pool of exactly as many threads as the node has CPUs for Ray, so a fan-out of native
+  work keeps every core busy without oversubscribing them.
+- ``"process"``: pure-Python CPU work in worker processes. They are Ray actors, so it
+  scales past the GIL, a hung attempt can be killed on timeout, and an activity that kills
+  its process takes down only its worker, never the host.
+- ``"subprocess"``: executables (``dolmen.exec_activity``). The attempt is a coroutine on
+  the host's event loop that supervises the child; timeouts and cancellation cancel it,
+  and it kills the child's whole process group on the way out.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from dolmen.runtime import codec
 from dolmen.runtime.decorators import Activity
 from dolmen.runtime.replay import error_fields
 from dolmen.runtime.workflow_api import ActivityInfo, set_activity_info
+
+# Operators may pin the native pool's size (e.g. to leave cores to other work on the node).
+NATIVE_THREADS_ENV = "DOLMEN_NATIVE_THREADS"
 
 
 class AttemptFailed(Exception):
@@ -40,16 +50,47 @@ def invoke(act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
 
 
 class ActivityExecutor:
-    """Where attempts run. ``threads`` bounds concurrent thread activities."""
+    """Where attempts run: an I/O thread pool, a CPU-sized native pool, worker processes.
 
-    def __init__(self, threads: int | None = None, processes: int | None = None) -> None:
-        cpus = os.cpu_count() or 1
-        self.threads = threads or max(8, cpus)
+    ``threads`` sizes the I/O pool, ``native_threads`` the native pool (default:
+    ``$DOLMEN_NATIVE_THREADS`` if set, else the node's CPUs as Ray counts them),
+    ``processes`` the worker processes. Pools are created on first use.
+    """
+
+    def __init__(
+        self,
+        threads: int | None = None,
+        processes: int | None = None,
+        native_threads: int | None = None,
+    ) -> None:
+        cpus = _local_cpus()
+        # I/O threads mostly wait, so many of them cost little and hide latency.
+        self.threads = threads or max(32, 4 * cpus)
         self.processes = processes or cpus
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            self.threads, thread_name_prefix="dolmen-activity"
-        )
+        self._native_threads = native_threads
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._native: concurrent.futures.ThreadPoolExecutor | None = None
         self._workers: WorkerPool | None = None
+
+    @property
+    def native_threads(self) -> int:
+        """Size of the native pool (resolved, and so asked of Ray, once)."""
+        if self._native_threads is None:
+            self._native_threads = _env_threads() or node_cpus()
+        return self._native_threads
+
+    def _thread_pool(self, kind: str) -> concurrent.futures.ThreadPoolExecutor:
+        if kind == "native":
+            if self._native is None:
+                self._native = concurrent.futures.ThreadPoolExecutor(
+                    self.native_threads, thread_name_prefix="dolmen-native"
+                )
+            return self._native
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self.threads, thread_name_prefix="dolmen-activity"
+            )
+        return self._pool
 
     async def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
         """One attempt; raises ``AttemptFailed`` on error or timeout."""
@@ -57,8 +98,10 @@ class ActivityExecutor:
             if self._workers is None:
                 self._workers = WorkerPool(self.processes)
             return await self._workers.run(act, args_blob, info)
+        if act.executor == "subprocess":
+            return await self._supervise(act, args_blob, info)
         future = asyncio.get_running_loop().run_in_executor(
-            self._pool, invoke, act, args_blob, info
+            self._thread_pool(act.executor), invoke, act, args_blob, info
         )
         try:
             # A thread cannot be killed: on timeout the attempt is abandoned and its result,
@@ -73,10 +116,75 @@ class ActivityExecutor:
         except BaseException as exc:  # noqa: BLE001 - activity code may raise anything
             raise AttemptFailed(error_fields(exc)) from None
 
+    async def _supervise(self, act: Any, args_blob: bytes, info: ActivityInfo) -> bytes:
+        """A ``"subprocess"`` attempt: ``act.attempt(info, ...)`` awaited on this loop.
+
+        No thread waits on the child. A timeout (or the workflow's cancellation) cancels
+        the coroutine, which kills the child's process group before it lets go.
+        """
+        scope = asyncio.timeout(act.timeout)
+        try:
+            args, kwargs = act.decode_args(args_blob)
+            async with scope:
+                result = await act.attempt(info, *args, **kwargs)
+            return codec.encode(result, f"the result of activity {act.name!r}")
+        except TimeoutError as exc:
+            if scope.expired():  # ours, not a TimeoutError raised by the attempt itself
+                raise AttemptFailed(_timeout_fields(act), timeout=True) from None
+            raise AttemptFailed(error_fields(exc)) from None
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - user-supplied arguments may be anything
+            raise AttemptFailed(error_fields(exc)) from None
+
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._native):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         if self._workers is not None:
             self._workers.shutdown()
+
+
+def _local_cpus() -> int:
+    """CPUs this process may run on (a cpuset in a container may allow fewer than exist)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get(NATIVE_THREADS_ENV)
+    if not value:
+        return None
+    try:
+        threads = int(value)
+    except ValueError:
+        threads = 0
+    if threads < 1:
+        raise ValueError(f"{NATIVE_THREADS_ENV} must be a positive integer, not {value!r}")
+    return threads
+
+
+def node_cpus() -> int:
+    """CPUs of this node as Ray counts them (``ray start --num-cpus`` wins), else local CPUs.
+
+    Ray's count is what the operator gave dolmen on this node; the host actor itself
+    reserves no CPU, so its native threads are the ones meant to use them.
+    """
+    try:
+        import ray
+
+        if ray.is_initialized():
+            node_id = ray.get_runtime_context().get_node_id()
+            for node in ray.nodes():
+                if node.get("NodeID") == node_id and node.get("Alive", True):
+                    cpus = int(node.get("Resources", {}).get("CPU", 0))
+                    if cpus > 0:
+                        return cpus
+    except Exception:  # noqa: BLE001 - sizing must never stop the host; fall back
+        pass
+    return _local_cpus()
 
 
 def _timeout_fields(act: Activity) -> dict[str, Any]:

@@ -9,10 +9,12 @@ physical transaction fails, each LTX is retried alone so one bad LTX cannot sink
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import os
 import queue
 import sqlite3
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -87,6 +89,33 @@ class WriterStats:
 _STOP = object()
 
 
+def _take_writer_lock(path: str, wait: float) -> int:
+    """One writer per database, across processes: a second runtime would replay and run
+    the same executions twice. The OS drops the lock when the holder dies, which for a
+    just-killed host can take a moment: hence the bounded wait."""
+    lock_path = path + ".lock"
+    os.makedirs(os.path.dirname(os.path.abspath(lock_path)), mode=0o700, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StorageError(
+            f"database {path!r} is in use by another dolmen runtime (pid {holder}); "
+            "connect to that runtime (--address) or use another --db"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
 class GroupCommitWriter:
     """Owns the only writing connection; ``notify`` receives each acknowledged batch."""
 
@@ -99,7 +128,12 @@ class GroupCommitWriter:
         busy_timeout: float = 5.0,
     ) -> None:
         self.path = str(path)
-        self._conn = connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        self._lock_fd = _take_writer_lock(self.path, busy_timeout)
+        try:
+            self._conn = connect(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
         self._conn.set_trace_callback(self._count_statement)
         self._notify = notify
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -128,6 +162,7 @@ class GroupCommitWriter:
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
         self._conn.close()
+        os.close(self._lock_fd)  # closing drops the flock
 
     def _count_statement(self, _sql: str) -> None:
         self._batch_statements += 1
