@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dolmen.actors.executor import ActivityExecutor, AttemptFailed, invoke
+from dolmen.actors.recovery import plan_recovery, set_meta
 from dolmen.runtime import codec
 from dolmen.runtime.decorators import Activity, Workflow, lookup_workflow, register
 from dolmen.runtime.errors import (
@@ -27,7 +28,7 @@ from dolmen.runtime.errors import (
     UnknownWorkflowError,
 )
 from dolmen.runtime.events import TERMINAL, Event, Kind
-from dolmen.runtime.replay import WorkflowInstance, error_fields, outstanding
+from dolmen.runtime.replay import WorkflowInstance, error_fields
 from dolmen.runtime.workflow_api import ActivityInfo
 from dolmen.storage import sqlite as db
 from dolmen.storage.group_commit import GroupCommitWriter, Ltx
@@ -39,9 +40,6 @@ log = logging.getLogger("dolmen.host")
 # schedules and recorded values are cached and ride along with the next durable event.
 _FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
 _STATUS = {Kind.FINISHED: "finished", Kind.FAILED: "failed", Kind.CANCELLED: "cancelled"}
-# A crash loop: the host died this many times in a row while this execution had an
-# activity in flight and made no progress in between.
-CRASH_LIMIT = 3
 
 
 @dataclasses.dataclass(eq=False)
@@ -112,56 +110,18 @@ class Host:
         for execution in list(self._executions.values()):
             if execution.status == "running":
                 await self._flush(execution)
-        await self._write(Ltx(statements=[_set_meta("clean_shutdown", "1")]))
+        await self._write(Ltx(statements=[set_meta("clean_shutdown", "1")]))
         self.executor.shutdown()
         self._writer.close()
         self._reader.close()
 
     async def _recover(self) -> None:
-        conn = self._writer.connection
-        clean = conn.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
-        was_clean = clean is None or clean[0] == "1"
-        rows = db.unfinished(self._reader)
-        bookkeeping = Ltx(statements=[_set_meta("clean_shutdown", "0")])
-        resumable = []
-        for row in rows:
-            history = db.load_history(self._reader, row.eid)
-            count = 0
-            if not was_clean and _may_run_activities(history):
-                count = _crash_count(conn, row.eid, len(history))
-            if count:
-                bookkeeping.statements.append(
-                    (
-                        "UPDATE executions SET crash_count = ?, crash_mark = ? WHERE eid = ?",
-                        (count, len(history), row.eid),
-                    )
-                )
-            if count >= CRASH_LIMIT:
-                self._fail_crash_loop(bookkeeping, row, history, count)
-                continue
-            resumable.append(row)
-        await self._write(bookkeeping)
-        for row in resumable:
+        plan = plan_recovery(self._writer.connection, self._reader, self._clock())
+        await self._write(plan.ltx)
+        for row, fields in plan.failed:
+            self._notify_result(row.id, "failed", fields)
+        for row in plan.resumable:
             self._resume(row)
-
-    def _fail_crash_loop(
-        self, ltx: Ltx, row: db.ExecutionRow, history: list[Event], count: int
-    ) -> None:
-        names = [e.data.get("name") for e in outstanding(history)]
-        running = f"activities {names}" if names else "its next step"
-        fields = {
-            "type": "HostCrashLoop",
-            "message": (
-                f"the host process died {count} times in a row while this execution ran "
-                f"{running} at history position {len(history)}; an activity probably exits "
-                "or kills its process: run it with executor='process'"
-            ),
-            "traceback": "",
-        }
-        data = db.pack_data(fields)
-        ltx.events.append((row.eid, len(history), Kind.FAILED, -1, self._clock(), data))
-        ltx.statuses.append(("failed", data, self._clock(), row.eid))
-        self._notify_result(row.id, "failed", fields)
 
     def _resume(self, row: db.ExecutionRow) -> None:
         try:
@@ -538,13 +498,7 @@ class Host:
     def _ended(self, execution: Execution, last: Event) -> None:
         status = _STATUS[last.kind]
         outcome = last.data.get("result") if status == "finished" else last.data
-        execution.status, execution.outcome = status, outcome
-        execution.instance = None
-        self._release_flush_waiters(execution)
-        for task in execution.tasks.values():
-            task.cancel()
-        for timer in execution.timers.values():
-            timer.cancel()
+        self._stop(execution, status, outcome)
         if status == "cancelled":
             for child_id in execution.children:
                 child = self._executions.get(child_id)
@@ -558,6 +512,16 @@ class Host:
                 self._resolve(parent, Event(Kind.CHILD_FINISHED, execution.parent[1], data))
         # Ended executions are answered from the database from now on.
         self._executions.pop(execution.id, None)
+
+    def _stop(self, execution: Execution, status: str, outcome: Any) -> None:
+        """No more work for ``execution``: its activities and timers are cancelled."""
+        execution.status, execution.outcome = status, outcome
+        execution.instance = None
+        self._release_flush_waiters(execution)
+        for task in execution.tasks.values():
+            task.cancel()
+        for timer in execution.timers.values():
+            timer.cancel()
 
     def _notify_result(self, execution_id: str, status: str, outcome: Any) -> None:
         for future in self._result_waiters.pop(execution_id, []):
@@ -573,15 +537,9 @@ class Host:
             expected=error.expected,
             actual=error.actual,
         )
-        execution.status, execution.outcome = "nondeterministic", fields
-        self._release_flush_waiters(execution)
         if execution.instance is not None:
             execution.instance.close()
-        execution.instance = None
-        for task in execution.tasks.values():
-            task.cancel()
-        for timer in execution.timers.values():
-            timer.cancel()
+        self._stop(execution, "nondeterministic", fields)
         ltx = Ltx(statuses=[("nondeterministic", db.pack_data(fields), None, execution.eid)])
         self._writer.submit(ltx)
         self._notify_result(execution.id, "nondeterministic", fields)
@@ -619,28 +577,6 @@ def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes
         return invoke(activity, args, info)
     except Exception as exc:  # noqa: BLE001 - activity code may raise anything
         raise AttemptFailed(error_fields(exc)) from None
-
-
-def _set_meta(key: str, value: str) -> tuple[str, tuple[str, str]]:
-    return ("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
-
-
-def _may_run_activities(history: list[Event]) -> bool:
-    """False only for executions that durably wait on a timer, child or signal.
-
-    Activity schedules are cached, so an activity in flight at a crash may be absent from
-    the history: anything not provably waiting counts as possibly running one.
-    """
-    if any(e.kind == Kind.ACTIVITY_SCHEDULED for e in outstanding(history)):
-        return True
-    return history[-1].kind not in (Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED)
-
-
-def _crash_count(conn: Any, eid: int, events: int) -> int:
-    count, mark = conn.execute(
-        "SELECT crash_count, crash_mark FROM executions WHERE eid = ?", (eid,)
-    ).fetchone()
-    return count + 1 if mark == events else 1
 
 
 def _child_outcome(child_id: str, status: str, outcome: Any) -> dict[str, Any]:
