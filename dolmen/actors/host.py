@@ -203,10 +203,14 @@ class Host:
             if row.status != "running":
                 return row.status, _stored_outcome(row)
         future = self._loop.create_future()
-        self._result_waiters.setdefault(execution_id, []).append(future)
+        waiters = self._result_waiters.setdefault(execution_id, [])
+        waiters.append(future)
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
+            waiters.remove(future)  # clients re-ask in chunks; keep no stale futures
+            if not waiters:
+                self._result_waiters.pop(execution_id, None)
             return "running", None
 
     def status(self, execution_id: str) -> dict[str, Any]:

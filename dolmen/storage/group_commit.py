@@ -24,6 +24,7 @@ from dolmen.storage.sqlite import Synchronous, connect, storage_error
 
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766; stay well below it per statement.
 _MAX_PARAMS = 30000
+_MAX_TRACKED_EXECUTIONS = 100_000
 
 ExecutionRecord = tuple[
     int, str, str, str, int | None, float
@@ -263,3 +264,6 @@ class GroupCommitWriter:
                 counters = stats.per_execution[eid]
                 counters[0] += share_statements
                 counters[1] += share_commits
+            # Bounded: a long-lived host must not keep a counter for every execution ever.
+            while len(stats.per_execution) > _MAX_TRACKED_EXECUTIONS:
+                del stats.per_execution[next(iter(stats.per_execution))]
