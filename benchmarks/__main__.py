@@ -11,8 +11,8 @@ import sys
 import tempfile
 
 import dolmen
-from benchmarks import core
-from dolmen import native
+from benchmarks import core, native
+from dolmen import native as kernels
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,14 +27,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         client = dolmen.Client(os.path.join(scratch, "bench.db"), synchronous=args.synchronous)
         try:
-            reports = core.run(client, args.quick, lambda m: print(m, file=sys.stderr, flush=True))
+            progress = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+            reports = core.run(client, args.quick, progress)
+            # parallel native rows: 1 and 2 executor slots and the default pool
+            reports += native.run(client, args.quick, progress)
         finally:
             client.close()
     result = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
-        "dolmen_kernel": native.BACKEND,
+        "dolmen_kernel": kernels.BACKEND,
         "synchronous": args.synchronous,
         "quick": args.quick,
         "results": reports,

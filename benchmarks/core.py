@@ -121,7 +121,6 @@ def run(client: dolmen.Client, quick: bool, progress: Callable[[str], None]) -> 
     if not quick:
         plan += [
             ("fibo(38) x 100 sequential", lambda: fibo_row(client, "sequential", 38, 100, True)),
-            ("fibo(38) x 100 parallel", lambda: fibo_row(client, "parallel", 38, 100, True)),
         ]
     reports = []
     for index, (name, measure) in enumerate(plan, start=1):

@@ -11,7 +11,7 @@ def fibo_py(n: int) -> int:
     return native.python_fibo(n)
 
 
-@dolmen.activity(retries=0)
+@dolmen.activity(retries=0, executor="native")
 def fibo_native(n: int) -> int:
     return native.fibo(n)
 

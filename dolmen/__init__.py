@@ -1,6 +1,7 @@
 """dolmen: durable workflows for Python on Ray, with a native fast path."""
 
 from dolmen import native
+from dolmen.runtime.c_activity import CLibraryError, c_activity
 from dolmen.runtime.client import Client, WorkflowHandle, connect, run, start
 from dolmen.runtime.decorators import Activity, Workflow, activity, workflow
 from dolmen.runtime.errors import (
@@ -18,6 +19,7 @@ from dolmen.runtime.errors import (
     WorkflowError,
     WorkflowFailedError,
 )
+from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
 from dolmen.runtime.workflow_api import (
     ActivityInfo,
     JoinSet,
@@ -38,9 +40,12 @@ __all__ = [
     "ActivityTimeoutError",
     "CancelledError",
     "ChildWorkflowError",
+    "CLibraryError",
     "Client",
     "DolmenError",
     "EncodingError",
+    "ExecError",
+    "ExecResult",
     "JoinSet",
     "NondeterminismError",
     "ResultTimeoutError",
@@ -53,7 +58,9 @@ __all__ = [
     "WorkflowHandle",
     "activity",
     "activity_info",
+    "c_activity",
     "connect",
+    "exec_activity",
     "gather",
     "join_set",
     "native",

@@ -13,9 +13,10 @@ import dolmen
 from dolmen import native
 
 
-@dolmen.activity(retries=3, timeout=600.0)
+@dolmen.activity(retries=3, timeout=600.0, executor="native")
 def fibo(n: int) -> int:
-    # The native kernel releases the GIL, so executor threads use every core.
+    # The native kernel releases the GIL; the native pool has one thread per CPU of the
+    # node, so a fan-out keeps every core busy without oversubscribing them.
     return native.fibo(n)
 
 

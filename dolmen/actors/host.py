@@ -70,6 +70,7 @@ class Host:
         synchronous: db.Synchronous = "FULL",
         threads: int | None = None,
         processes: int | None = None,
+        native_threads: int | None = None,
         evict_after: float = 60.0,
         busy_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
@@ -79,7 +80,7 @@ class Host:
         self._busy_timeout = busy_timeout
         self._clock = clock
         self.evict_after = evict_after
-        self.executor = ActivityExecutor(threads, processes)
+        self.executor = ActivityExecutor(threads, processes, native_threads)
         self._executions: dict[str, Execution] = {}
         self._result_waiters: dict[str, list[asyncio.Future[tuple[str, Any]]]] = {}
         self._parked: dict[str, list[db.ExecutionRow]] = {}  # waiting for their code

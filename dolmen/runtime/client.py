@@ -35,7 +35,9 @@ _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays 
 class Client:
     """A connection to the dolmen runtime that owns one database.
 
-    ``address=None`` uses ``RAY_ADDRESS`` if set, else an embedded local Ray.
+    ``address=None`` uses ``RAY_ADDRESS`` if set, else an embedded local Ray. ``threads``
+    sizes the I/O pool, ``native_threads`` the pool for GIL-releasing kernels (default: the
+    node's CPUs), ``processes`` the worker processes for pure-Python activities.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Client:
         synchronous: db.Synchronous = "FULL",
         threads: int | None = None,
         processes: int | None = None,
+        native_threads: int | None = None,
         evict_after: float = 60.0,
         busy_timeout: float = 5.0,
     ) -> None:
@@ -62,6 +65,7 @@ class Client:
             synchronous=synchronous,
             threads=threads,
             processes=processes,
+            native_threads=native_threads,
             evict_after=evict_after,
             busy_timeout=busy_timeout,
         )

@@ -15,7 +15,7 @@ from dolmen.runtime import codec
 from dolmen.runtime.errors import EncodingError, UnknownWorkflowError, WorkflowError
 
 WaitStrategy = Literal["await", "interrupt"]
-ExecutorKind = Literal["thread", "process", "inline"]
+ExecutorKind = Literal["thread", "native", "process", "inline"]
 
 _WORKFLOWS: dict[str, Workflow] = {}
 _IMPORTABLE_NAME = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -130,8 +130,10 @@ class Activity(_Definition):
             raise ValueError(f"retries must be >= 0, not {retries}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
-        if executor not in ("thread", "process", "inline"):
-            raise ValueError(f"executor must be 'thread', 'process' or 'inline', not {executor!r}")
+        if executor not in ("thread", "native", "process", "inline"):
+            raise ValueError(
+                f"executor must be 'thread', 'native', 'process' or 'inline', not {executor!r}"
+            )
         if executor == "inline" and timeout is not None:
             raise ValueError("an inline activity runs on the event loop and cannot time out")
         super().__init__(fn, name)
@@ -187,9 +189,10 @@ def activity(
     """Declare a function as an activity.
 
     ``retries`` extra attempts follow a failure, after ``backoff`` seconds doubling up to
-    ``max_backoff``. ``timeout`` bounds each attempt. ``executor="thread"`` suits I/O and
-    native code that releases the GIL; ``"process"`` runs pure-Python CPU work in a worker
-    process (which is also the safe place for code that may crash its process).
+    ``max_backoff``. ``timeout`` bounds each attempt. ``executor="thread"`` suits I/O;
+    ``"native"`` suits native code that releases the GIL (a pool with one thread per CPU
+    of the node); ``"process"`` runs pure-Python CPU work in a worker process (which is
+    also the safe place for code that may crash its process).
     """
 
     def wrap(f: Callable[..., Any]) -> Activity:
