@@ -194,3 +194,13 @@ def test_inline_steps_run_on_the_host_loop_and_retry(client):
     assert not thread_name.startswith("dolmen-activity")  # not an executor thread
     with pytest.raises(ValueError, match="cannot time out"):
         dolmen.activity(executor="inline", timeout=1.0)(lambda: None)
+
+
+def test_commands_are_stamped_when_issued_not_when_written(client):
+    handle = client.start(w.slow_steps, 2, 0.05)
+    handle.result(timeout=30)
+    history = handle.history()
+    scheduled = [e for e in history if e.kind == Kind.ACTIVITY_SCHEDULED]
+    completed = {e.position: e for e in history if e.kind == Kind.ACTIVITY_COMPLETED}
+    for event in scheduled:
+        assert completed[event.position].ts - event.ts >= 0.05  # the activity slept 0.05 s

@@ -286,8 +286,9 @@ class Host:
         except NondeterminismError as exc:
             self._stop_nondeterministic(execution, exc)
             return
-        execution.last_active = self._clock()
+        now = execution.last_active = self._clock()
         for command in completion.commands:
+            command.ts = now  # when it was issued, not when it reached the disk
             self._dispatch(execution, command)
         if any(c.kind in _FLUSH_NOW for c in completion.commands):
             self._start_write(execution)
