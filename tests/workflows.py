@@ -11,16 +11,12 @@ import os
 import time
 
 import dolmen
+from examples.fibo import fibo, fiboa, fiboa_concurrent  # noqa: F401 - shared by the tests
 
 
 @dolmen.activity
 def add(a: int, b: int) -> int:
     return a + b
-
-
-@dolmen.activity
-def fibo(n: int) -> int:
-    return n if n < 2 else fibo.fn(n - 1) + fibo.fn(n - 2)
 
 
 @dolmen.activity
@@ -71,25 +67,6 @@ def flaky(marker_dir: str, failures: int) -> dict:
     if info.attempt <= failures:
         raise ConnectionError(f"attempt {info.attempt} failed on purpose")
     return {"attempt": info.attempt, "key": info.idempotency_key}
-
-
-@dolmen.workflow
-async def fiboa(n: int, iterations: int) -> int:
-    last = 0
-    for _ in range(iterations):
-        last = await fibo(n)
-    return last
-
-
-@dolmen.workflow
-async def fiboa_concurrent(n: int, iterations: int) -> int:
-    async with dolmen.join_set() as js:
-        for _ in range(iterations):
-            js.submit(fibo, n)
-        last = 0
-        async for result in js:
-            last = result
-    return last
 
 
 @dolmen.workflow
