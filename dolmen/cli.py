@@ -372,6 +372,60 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- analytics (DuckDB over the database, read-only; no Ray) ---------------------------------
+
+
+@contextlib.contextmanager
+def analytics(args: argparse.Namespace, **filters: Any) -> Iterator[Any]:
+    """Analytics over the database, validated like the other readers."""
+    from dolmen.storage.analytics import Analytics
+
+    with reader(args) as conn, Analytics(db_path(args), conn=conn, **filters) as session:
+        yield session
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from dolmen.runtime import analytics_format as view
+    from dolmen.storage.analytics import parse_since
+
+    since = parse_since(args.since) if args.since else None
+    with analytics(args, since=since, workflow=args.workflow) as session:
+        report = session.report(slowest=args.slowest)
+    if args.png:
+        view.throughput_png(report, args.png)
+        print(f"dolmen: wrote {args.png}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    elif not args.png:
+        for line in view.render_stats(report, unicode=unicode_ok(sys.stdout)):
+            print(line)
+    return EXIT_OK
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    import shutil
+
+    from dolmen.runtime import analytics_format as view
+
+    with analytics(args) as session:
+        trace = session.trace(args.id)
+    if args.png:
+        view.trace_png(trace, args.png, limit=args.limit)
+        print(f"dolmen: wrote {args.png}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(trace.to_json(), indent=2))
+    elif not args.png:
+        width = shutil.get_terminal_size((120, 24)).columns
+        lines = view.render_trace(trace, width, args.limit, unicode=unicode_ok(sys.stdout))
+        for line in lines:
+            print(line)
+    return EXIT_OK
+
+
+def unicode_ok(stream: TextIO) -> bool:
+    return "utf" in (getattr(stream, "encoding", None) or "").lower()
+
+
 # ---- the parser ----------------------------------------------------------------------------
 
 
@@ -461,6 +515,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="execution id")
     p.add_argument(
         "--json", action="store_true", help="print a lossless JSON document (payloads decoded)"
+    )
+
+    p = command("stats", cmd_stats, "counts, rates, latencies and throughput (DuckDB; no Ray)")
+    p.add_argument(
+        "--since", metavar="WHEN", help="executions created since: 30s, 15m, 2h, 1d or a date/time"
+    )
+    p.add_argument("--workflow", metavar="NAME", help="module:function or just function")
+    p.add_argument("--slowest", type=int, default=10, metavar="N", help="list N slowest (10)")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    p.add_argument("--png", metavar="FILE", help="draw throughput per second (needs matplotlib)")
+    p.epilog = (
+        "Reads the database read-only with DuckDB, also while a runtime writes it.\n"
+        "Latencies: an activity's schedule->start counts only earlier failed attempts (no\n"
+        "attempt-start event is recorded); an execution's is its wait for its first command."
+    )
+
+    p = command("trace", cmd_trace, "timeline of one execution and its critical path (no Ray)")
+    p.add_argument("id", help="execution id")
+    p.add_argument("--png", metavar="FILE", help="draw the timeline as an image (needs matplotlib)")
+    p.add_argument("--json", action="store_true", help="print steps, children and critical path")
+    p.add_argument("--limit", type=int, default=200, metavar="N", help="show at most N steps")
+    p.epilog = (
+        "Steps are shown as bars on one time axis, children's steps under them; the\n"
+        "critical path is the chain of steps that bounded the execution's duration."
     )
     return parser
 

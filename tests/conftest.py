@@ -13,6 +13,7 @@ os.environ.setdefault("HYPOTHESIS_PROFILE", "fast")
 def ray_session():
     import ray
 
+    os.environ.setdefault("RAY_worker_niceness", "0")  # as dolmen's own ensure_ray does
     ray.init(namespace="dolmen", include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()

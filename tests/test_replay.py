@@ -70,7 +70,8 @@ def test_changed_activity_argument_raises_nondeterminism_naming_position():
     original = run_to_end(w.fiboa, 10, 2)
     frozen = copy.deepcopy(original.history)
 
-    @dolmen.workflow(name=w.fiboa.name)
+    # Its own name: registering under fiboa's would replace fiboa for other tests.
+    @dolmen.workflow(name="tests.fiboa_changed")
     async def changed(n: int, iterations: int) -> int:
         last = 0
         for i in range(iterations):
@@ -89,7 +90,8 @@ def test_changed_activity_argument_raises_nondeterminism_naming_position():
 def test_inserted_command_is_caught_even_if_workflow_code_swallows_errors():
     original = run_to_end(w.fiboa, 5, 1)
 
-    @dolmen.workflow(name=w.fiboa.name)
+    # Its own name: registering under fiboa's would replace fiboa for other tests.
+    @dolmen.workflow(name="tests.fiboa_sneaky")
     async def sneaky(n: int, iterations: int) -> int:
         try:
             dolmen.now()  # not in the history
@@ -105,7 +107,8 @@ def test_inserted_command_is_caught_even_if_workflow_code_swallows_errors():
 def test_deleted_command_is_caught():
     original = run_to_end(w.fiboa, 5, 2)
 
-    @dolmen.workflow(name=w.fiboa.name)
+    # Its own name: registering under fiboa's would replace fiboa for other tests.
+    @dolmen.workflow(name="tests.fiboa_shorter")
     async def shorter(n: int, iterations: int) -> int:
         return await w.fibo(n)
 

@@ -25,6 +25,9 @@ def ensure_ray(address: str | None = None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS") or None
+    # Ray starts workers at nice 15; the host actor is the engine's hot path, so a locally
+    # started Ray gives its workers normal priority unless the user chose otherwise.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(
         address=address,
         namespace=NAMESPACE,

@@ -175,8 +175,11 @@ class Client:
     def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[db.ExecutionRow]:
-        with db.open_readonly(self.db_path) as conn:
+        conn = db.open_readonly(self.db_path)  # `with` would not close an sqlite3 connection
+        try:
             return db.list_executions(conn, status=status, workflow=workflow, limit=limit)
+        finally:
+            conn.close()
 
     def history(self, execution_id: str) -> list[Event]:
         conn = db.open_readonly(self.db_path)

@@ -29,9 +29,18 @@ except ImportError:  # pydantic is optional
     _BaseModel = None
 
 
+def _int_text(value: int) -> bytes:
+    # int(), not str(value): an int-mixin enum's str() is "Name.MEMBER". Hex beyond the
+    # decimal limit of int <-> str conversion (sys.get_int_max_str_digits()).
+    number = int(value)
+    if number.bit_length() > 12_000:
+        return (("-" if number < 0 else "") + hex(abs(number))).encode()
+    return str(number).encode()
+
+
 def _default(value: Any) -> Any:
     if isinstance(value, int):
-        return msgpack.ExtType(_BIGINT, str(value).encode())
+        return msgpack.ExtType(_BIGINT, _int_text(value))
     if isinstance(value, tuple):
         return msgpack.ExtType(_TUPLE, _packb(list(value)))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -53,7 +62,8 @@ def _packb(value: Any) -> bytes:
 
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == _BIGINT:
-        return int(data.decode())
+        text = data.decode()
+        return int(text, 16) if "x" in text else int(text)
     if code == _TUPLE:
         return tuple(decode(data))
     raise EncodingError(f"stored payload has unknown extension type {code}")

@@ -145,13 +145,16 @@ class WorkflowInstance:
             self._loaded = True
             self._run()
             self._replay()
-        for event in resolutions:
-            if self.finished:
-                break
-            self.history.append(event)
-            self._cursor += 1
-            self._apply(event)
-            self._run()
+        batch = [] if self.finished else list(resolutions)
+        if batch:
+            # Resolutions that arrive together are recorded together (the host writes them
+            # in one LTX, in this order) and all applied before the code runs again; replay
+            # applies each run of consecutive resolutions the same way, so the history the
+            # code produces is the one on disk.
+            start = len(self.history)
+            self.history.extend(batch)
+            self._cursor += len(batch)
+            self._apply_batch(start)
         new, self._new = self._new, []
         return Completion(new, self.finished)
 
@@ -182,12 +185,20 @@ class WorkflowInstance:
             if event.is_command:
                 waiting = "nothing: it ended" if self.finished else "nothing: it is waiting"
                 raise self._mismatch(event.describe(), waiting)
-            self._cursor += 1
-            self._apply(event)
-            self._run()
+            start = self._cursor
+            while self._cursor < len(self.history) and not self.history[self._cursor].is_command:
+                self._cursor += 1
+            self._apply_batch(start)
 
-    def _mismatch(self, expected: str, actual: str) -> NondeterminismError:
-        error = NondeterminismError(self._cursor, expected, actual, self.execution_id)
+    def _apply_batch(self, start: int) -> None:
+        """Apply the resolutions ``history[start:cursor]``, then let the code run once."""
+        for index in range(start, self._cursor):
+            self._apply(self.history[index], index)
+        self._run()
+
+    def _mismatch(self, expected: str, actual: str, at: int | None = None) -> NondeterminismError:
+        position = self._cursor if at is None else at
+        error = NondeterminismError(position, expected, actual, self.execution_id)
         self._nondeterminism = error
         return error
 
@@ -328,7 +339,7 @@ class WorkflowInstance:
 
     # ---- resolutions -----------------------------------------------------------------
 
-    def _apply(self, event: Event) -> None:
+    def _apply(self, event: Event, index: int) -> None:
         kind = event.kind
         if kind == Kind.SIGNAL_RECEIVED:
             name, value = event.data["name"], event.data.get("value")
@@ -347,7 +358,7 @@ class WorkflowInstance:
             return  # a retried attempt: recorded, resolves nothing
         pending = self._pending.get(event.position)
         if pending is None:
-            raise self._mismatch(event.describe(), "no operation at that position")
+            raise self._mismatch(event.describe(), "no operation at that position", index)
         value, error = self._outcome(event)
         pending.resolve(value, error)
 

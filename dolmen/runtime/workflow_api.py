@@ -96,7 +96,8 @@ class JoinSet:
         self._submitted = 0
         self._consumed = 0
         self._ready: deque[Pending] = deque()
-        self._waiter: Pending | None = None
+        # Several next() may wait at once (e.g. gathered): each gets the next completion.
+        self._waiters: deque[Pending] = deque()
 
     def submit(self, operation: Activity | Workflow, *args: Any, **kwargs: Any) -> Pending:
         if not isinstance(operation, Activity | Workflow):
@@ -107,8 +108,8 @@ class JoinSet:
         return pending
 
     def _member_done(self, member: Pending) -> None:
-        if self._waiter is not None:
-            waiter, self._waiter = self._waiter, None
+        if self._waiters:
+            waiter = self._waiters.popleft()
             self._consumed += 1
             waiter.resolve(member.value, member.error)
         else:
@@ -116,7 +117,7 @@ class JoinSet:
 
     def next(self) -> Pending:
         """The next completed operation's result (raises its error if it failed)."""
-        if self._consumed >= self._submitted:
+        if self._consumed + len(self._waiters) >= self._submitted:
             raise WorkflowError("join set has no outstanding operations")
         result = Pending()
         if self._ready:
@@ -124,7 +125,7 @@ class JoinSet:
             self._consumed += 1
             result.resolve(member.value, member.error)
         else:
-            self._waiter = result
+            self._waiters.append(result)
         return result
 
     def __len__(self) -> int:

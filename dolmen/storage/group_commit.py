@@ -194,7 +194,9 @@ class GroupCommitWriter:
         try:
             self._apply(batch)
             commits = 1
-        except sqlite3.Error as exc:
+        # Not only sqlite3.Error: a value SQLite cannot bind (an int beyond 64 bits raises
+        # OverflowError) must fail its LTX, not kill this thread and hang every later one.
+        except Exception as exc:  # noqa: BLE001
             self._rollback()
             if len(batch) == 1:
                 batch[0].error = storage_error(exc, self.path)
@@ -203,7 +205,7 @@ class GroupCommitWriter:
                     try:
                         self._apply([ltx])
                         commits += 1
-                    except sqlite3.Error as single:
+                    except Exception as single:  # noqa: BLE001 - as above
                         self._rollback()
                         ltx.error = storage_error(single, self.path)
         self._account(batch, self._batch_statements, commits)

@@ -1,0 +1,39 @@
+"""pytest fixtures for dolmen: an embedded runtime on a temporary database.
+
+Use them with ``from dolmen.testing import dolmen_runtime`` in a ``conftest.py``, or with
+``pytest_plugins = ["dolmen.testing.pytest_plugin"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def dolmen_runtime(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    """A ``dolmen.Client`` on a fresh database in ``tmp_path``, with its own host actor.
+
+    It needs Ray, and Ray allows one session per process: the fixture joins the session
+    that is up (``ray.init`` in your own fixture, ``RAY_ADDRESS``), or starts a local one
+    and shuts it down when the test session ends. Starting Ray costs seconds, so it is
+    paid once per test run, not per test.
+    """
+    import ray
+
+    from dolmen.runtime.client import Client
+
+    started = not ray.is_initialized()
+    client = Client(str(tmp_path / "dolmen.db"), evict_after=30.0, busy_timeout=1.0)
+    if started:
+        request.config.add_cleanup(ray.shutdown)
+    try:
+        yield client
+    finally:
+        client.close()
+        try:
+            ray.kill(client._host, no_restart=True)
+        except Exception:  # noqa: BLE001 - the host may be gone already
+            pass
