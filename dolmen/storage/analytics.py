@@ -187,6 +187,19 @@ def parse_since(text: str, now: float | None = None) -> float:
 # ---- the analytics session -----------------------------------------------------------------
 
 
+# Executions by status, and the success and failure rates among the ended ones; shared by
+# the per-workflow and the overall report so the two cannot disagree.
+_STATUS_COUNTS = """count(*) FILTER (WHERE status = 'running') AS running,
+                count(*) FILTER (WHERE status = 'finished') AS finished,
+                count(*) FILTER (WHERE status = 'failed') AS failed,
+                count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+                count(*) FILTER (WHERE status = 'nondeterministic') AS nondeterministic,
+                count(*) FILTER (WHERE status = 'finished')
+                    / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS success_rate,
+                count(*) FILTER (WHERE status IN ('failed', 'nondeterministic'))
+                    / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS failure_rate,"""
+
+
 class Analytics:
     """Analytics over one dolmen database; use as a context manager.
 
@@ -368,17 +381,9 @@ class Analytics:
         / ended; cancelled executions count as ended but as neither.
         """
         return self.rows(
-            """SELECT workflow,
+            f"""SELECT workflow,
                 count(*) AS executions,
-                count(*) FILTER (WHERE status = 'running') AS running,
-                count(*) FILTER (WHERE status = 'finished') AS finished,
-                count(*) FILTER (WHERE status = 'failed') AS failed,
-                count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-                count(*) FILTER (WHERE status = 'nondeterministic') AS nondeterministic,
-                count(*) FILTER (WHERE status = 'finished')
-                    / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS success_rate,
-                count(*) FILTER (WHERE status IN ('failed', 'nondeterministic'))
-                    / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS failure_rate,
+                {_STATUS_COUNTS}
                 sum(events) AS events
             FROM runs GROUP BY workflow ORDER BY executions DESC, workflow"""
         )
@@ -414,16 +419,8 @@ class Analytics:
     def totals(self) -> dict[str, Any]:
         """The same counts and rates over everything in the snapshot."""
         runs = self.rows(
-            """SELECT count(*) AS executions,
-                count(*) FILTER (WHERE status = 'running') AS running,
-                count(*) FILTER (WHERE status = 'finished') AS finished,
-                count(*) FILTER (WHERE status = 'failed') AS failed,
-                count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-                count(*) FILTER (WHERE status = 'nondeterministic') AS nondeterministic,
-                count(*) FILTER (WHERE status = 'finished')
-                    / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS success_rate,
-                count(*) FILTER (WHERE status IN ('failed', 'nondeterministic'))
-                    / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS failure_rate,
+            f"""SELECT count(*) AS executions,
+                {_STATUS_COUNTS}
                 coalesce(sum(events), 0)::BIGINT AS events,
                 min(created_at) AS first_created, max(coalesce(finished_at, created_at))
                     AS last_activity
