@@ -218,6 +218,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start a runtime that outlives this command: a storage actor here, replayers elsewhere."""
+    from dolmen.runtime.client import Client
+
+    workflows = import_modules(args.module)
+    path = os.path.abspath(db_path(args))
+    try:
+        client = Client(
+            path,
+            address=args.address,
+            spread=not args.one_node,
+            lease_seconds=args.lease,
+            detached=True,
+        )
+    except ConnectionError as exc:
+        where = args.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
+        raise DolmenError(f"cannot connect to {where}: {exc}") from None
+    try:
+        if workflows:
+            client.register(*workflows)
+        info = client.host_info()
+    finally:
+        client.close()
+    print(f"dolmen: runtime up for {info['db_path']} (storage actor pid {info['pid']})")
+    hosts = info.get("hosts") or [
+        {"host": "storage", "node": str(info["node_id"])[:12], "cpus": "", "executions": ""}
+    ]
+    rows = [["HOST", "NODE", "CPUS", "EXECUTIONS"]]
+    rows += [[h["host"], str(h["node"]), str(h["cpus"]), str(h["executions"])] for h in hosts]
+    print("\n".join(format_table(rows)))
+    return EXIT_OK
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from dolmen.actors import placement
+
+    path = os.path.abspath(db_path(args))
+    try:
+        placement.ensure_ray(args.address)
+    except ConnectionError as exc:
+        raise DolmenError(f"cannot connect to the cluster: {exc}") from None
+    if not placement.stop_runtime(path):
+        raise DolmenError(f"no dolmen runtime for {path} runs on this cluster")
+    print(f"dolmen: runtime for {path} stopped (unfinished executions resume at the next up)")
+    return EXIT_OK
+
+
 def import_modules(names: list[str]) -> list[Any]:
     """Import modules that hold workflow code; returns the workflows they define."""
     import importlib
@@ -480,6 +527,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="import module M (workflow code) first; repeatable",
     )
     p.epilog = "Runs until Ctrl-C or SIGTERM, then flushes and stops cleanly."
+
+    p = command("up", cmd_up, "start a runtime on a Ray cluster that stays up after this command")
+    p.add_argument(
+        "--module", action="append", default=[], metavar="M", help="import module M first"
+    )
+    p.add_argument(
+        "--lease",
+        type=float,
+        metavar="S",
+        help="seconds a silent node keeps its executions before others replay them (10)",
+    )
+    p.add_argument(
+        "--one-node",
+        action="store_true",
+        help="run every execution on this node (no replayers on other nodes)",
+    )
+    p.epilog = (
+        "Run it on the node that holds the database file: the storage actor is pinned\n"
+        "there, and a replayer starts on every other node that gives Ray CPUs (also on\n"
+        "nodes that join later). Any driver with the same --db and --address then\n"
+        "submits to and reads from this runtime."
+    )
+
+    p = command("down", cmd_down, "flush and stop the runtime that `dolmen up` started")
 
     p = command("status", cmd_status, "show an execution (reads the database; no Ray)")
     p.add_argument("id", help="execution id")

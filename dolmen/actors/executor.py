@@ -31,9 +31,12 @@ NATIVE_THREADS_ENV = "DOLMEN_NATIVE_THREADS"
 class AttemptFailed(Exception):
     """One attempt ended badly; ``fields`` is what the history records."""
 
-    def __init__(self, fields: dict[str, Any], timeout: bool = False) -> None:
+    def __init__(
+        self, fields: dict[str, Any], timeout: bool = False, node: str | None = None
+    ) -> None:
         super().__init__(fields.get("message", ""))
         self.fields = dict(fields, timeout=timeout) if timeout else fields
+        self.node = node  # where the attempt ran, when that was another node
 
 
 def invoke(act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
@@ -136,6 +139,39 @@ class ActivityExecutor:
             raise
         except BaseException as exc:  # noqa: BLE001 - user-supplied arguments may be anything
             raise AttemptFailed(error_fields(exc)) from None
+
+    async def run_on_resources(
+        self, act: Activity, args_blob: bytes, info: ActivityInfo
+    ) -> tuple[bytes, str]:
+        """An attempt that needs Ray custom resources: Ray picks a node that has them.
+
+        Returns the result and the node that ran it. Like a ``"process"`` attempt, it runs
+        in a Ray worker process, so a timeout kills it and a crash only takes the worker.
+        """
+        import ray
+
+        from dolmen.actors.worker import run_attempt
+
+        custom = {k: v for k, v in act.resources.items() if k not in ("CPU", "GPU")}
+        options = dict(
+            num_cpus=act.resources.get("CPU", 1),
+            num_gpus=act.resources.get("GPU", 0),
+            resources=custom,
+        )
+        ref = run_attempt.options(**options).remote(act, args_blob, info)
+        try:
+            status, payload, node = await asyncio.wait_for(ref, act.timeout)
+        except TimeoutError:
+            ray.cancel(ref, force=True)
+            raise AttemptFailed(_timeout_fields(act), timeout=True) from None
+        except ray.exceptions.RayError as exc:  # its worker or its whole node died
+            message = f"the process running the activity died: {_first_line(exc)}"
+            raise AttemptFailed(
+                {"type": "WorkerDied", "message": message, "traceback": ""}
+            ) from None
+        if status == "error":
+            raise AttemptFailed(payload, node=node)
+        return payload, node
 
     def shutdown(self) -> None:
         for pool in (self._pool, self._native):

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dolmen.actors.executor import ActivityExecutor, AttemptFailed, invoke
 from dolmen.actors.recovery import plan_recovery, set_meta
@@ -22,6 +22,7 @@ from dolmen.runtime import codec
 from dolmen.runtime.decorators import Activity, Workflow, lookup_workflow, register
 from dolmen.runtime.errors import (
     DolmenError,
+    LeaseLost,
     NondeterminismError,
     StorageError,
     UnknownExecutionError,
@@ -32,6 +33,9 @@ from dolmen.runtime.replay import WorkflowInstance, error_fields
 from dolmen.runtime.workflow_api import ActivityInfo
 from dolmen.storage import sqlite as db
 from dolmen.storage.group_commit import GroupCommitWriter, Ltx
+
+if TYPE_CHECKING:
+    from dolmen.actors.replayer import RemoteStore
 
 log = logging.getLogger("dolmen.host")
 
@@ -74,8 +78,17 @@ class Host:
         evict_after: float = 60.0,
         busy_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
+        store: RemoteStore | None = None,
+        node: str | None = None,
     ) -> None:
         self.db_path = db_path
+        # A replayer on another node has no database file: it writes and reads through the
+        # storage actor (``store``). ``node`` labels where attempts ran, on a cluster.
+        self._store = store
+        self.node = node
+        # On a cluster the storage actor spreads recovered executions over the replayers
+        # and returns the ones this host should resume itself.
+        self.placer: Callable[[list[db.ExecutionRow]], list[db.ExecutionRow]] | None = None
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._clock = clock
@@ -94,6 +107,18 @@ class Host:
     async def open(self) -> None:
         """Open the database and resume every unfinished execution."""
         self._loop = asyncio.get_running_loop()
+        if self._store is not None:
+            self._writer = self._store
+            self._reader = None
+            self._store.bind(self._on_batch)
+            self._sweeper = asyncio.create_task(self._evict_idle_forever())
+            return
+        await self.open_writer()
+        await self.recover()
+
+    async def open_writer(self) -> None:
+        """The storage half of ``open``: the writer and a reader, no executions yet."""
+        self._loop = asyncio.get_running_loop()
         self._writer = GroupCommitWriter(
             self.db_path,
             self._on_batch_threadsafe,
@@ -101,6 +126,9 @@ class Host:
             busy_timeout=self._busy_timeout,
         )
         self._reader = db.connect(self.db_path, readonly=True, busy_timeout=self._busy_timeout)
+
+    async def recover(self) -> None:
+        """Resume every unfinished execution (here, or where ``placer`` leases it)."""
         await self._recover()
         self._sweeper = asyncio.create_task(self._evict_idle_forever())
 
@@ -111,20 +139,35 @@ class Host:
         for execution in list(self._executions.values()):
             if execution.status == "running":
                 await self._flush(execution)
-        await self._write(Ltx(statements=[set_meta("clean_shutdown", "1")]))
+        if self._store is None:
+            await self._write(Ltx(statements=[set_meta("clean_shutdown", "1")]))
         self.executor.shutdown()
         self._writer.close()
-        self._reader.close()
+        if self._reader is not None:
+            self._reader.close()
+
+    def drop_all(self) -> None:
+        """Let go of every execution without writing: another host now owns them."""
+        for execution in list(self._executions.values()):
+            self._drop(execution)
+        self._parked.clear()
+
+    def _drop(self, execution: Execution) -> None:
+        if execution.instance is not None:
+            execution.instance.close()
+        self._stop(execution, "moved", None)
+        self._executions.pop(execution.id, None)
 
     async def _recover(self) -> None:
         plan = plan_recovery(self._writer.connection, self._reader, self._clock())
         await self._write(plan.ltx)
         for row, fields in plan.failed:
             self._notify_result(row.id, "failed", fields)
-        for row in plan.resumable:
+        resumable = self.placer(plan.resumable) if self.placer else plan.resumable
+        for row in resumable:
             self._resume(row)
 
-    def _resume(self, row: db.ExecutionRow) -> None:
+    def _resume(self, row: db.ExecutionRow, history: list[Event] | None = None) -> None:
         try:
             workflow = lookup_workflow(row.workflow)
         except UnknownWorkflowError:
@@ -137,7 +180,13 @@ class Host:
             parent = (parent_id, int(position))
         execution = Execution(row.id, row.eid, workflow, parent=parent)
         self._executions[row.id] = execution
-        self._load(execution, db.load_history(self._reader, row.eid))
+        self._load(execution, history or db.load_history(self._reader, row.eid))
+
+    def adopt(self, items: list[tuple[db.ExecutionRow, list[Event]]]) -> None:
+        """Executions the storage actor leased to this host, with their histories."""
+        for row, history in items:
+            if row.id not in self._executions:
+                self._resume(row, history)
 
     def register(self, workflows: list[Workflow]) -> None:
         """Code arriving from a client: also resumes executions that were waiting for it."""
@@ -155,11 +204,26 @@ class Host:
         execution_id: str | None = None,
     ) -> str:
         """Create an execution (durably) and start it; an existing id is returned as is."""
+        execution_id = execution_id or uuid.uuid4().hex
+        created = await self.create(workflow, args, execution_id)
+        if created is not None:
+            wf, row, first = created
+            execution = Execution(execution_id, row.eid, wf)
+            self._executions[execution_id] = execution
+            self._load(execution, [first])
+        return execution_id
+
+    async def create(
+        self, workflow: Workflow | str, args: bytes, execution_id: str
+    ) -> tuple[Workflow, db.ExecutionRow, Event] | None:
+        """Write a new execution's first event; None if ``execution_id`` already exists.
+
+        The caller runs it here (``start``) or leases it to a replayer on another node.
+        """
         wf = workflow if isinstance(workflow, Workflow) else lookup_workflow(workflow)
         register(wf)
-        execution_id = execution_id or uuid.uuid4().hex
         if await self._exists(execution_id):
-            return execution_id
+            return None
         starting = self._loop.create_future()
         self._starting[execution_id] = starting
         try:
@@ -174,15 +238,13 @@ class Host:
                 await self._write(ltx)
             except StorageError as exc:
                 if "UNIQUE" in str(exc) and db.get_execution(self._reader, execution_id):
-                    return execution_id  # another process created it first
+                    return None  # another process created it first
                 raise
-            execution = Execution(execution_id, eid, wf)
-            self._executions[execution_id] = execution
-            self._load(execution, [created])
+            row = db.ExecutionRow(eid, execution_id, wf.name, "running", None, now, None, None)
+            return wf, row, created
         finally:
             del self._starting[execution_id]
             starting.set_result(None)
-        return execution_id
 
     async def _exists(self, execution_id: str) -> bool:
         if execution_id in self._starting:
@@ -234,26 +296,37 @@ class Host:
         payload = codec.decode(value)
         self._resolve(execution, Event(Kind.SIGNAL_RECEIVED, -1, {"name": name, "value": payload}))
         await self._flush(execution)  # durable before the sender hears back
+        self._check_not_moved(execution)
 
     async def cancel(self, execution_id: str) -> None:
         execution = self._executions.get(execution_id)
         if execution is None:
-            if db.get_execution(self._reader, execution_id) is None:
-                raise UnknownExecutionError(f"no execution with id {execution_id!r}")
+            self._require_row(execution_id)
             return  # already ended (or parked without code: nothing runs it here)
         if execution.status == "running":
             self._resolve(execution, Event(Kind.CANCEL_REQUESTED))
             await self._flush(execution)
+            self._check_not_moved(execution)
+
+    @staticmethod
+    def _check_not_moved(execution: Execution) -> None:
+        if execution.status == "moved":  # fenced before it was durable: the sender retries
+            raise LeaseLost(f"execution {execution.id!r} moved to another host")
 
     def _require_running(self, execution_id: str) -> Execution:
         execution = self._executions.get(execution_id)
         if execution is None:
-            if db.get_execution(self._reader, execution_id) is None:
-                raise UnknownExecutionError(f"no execution with id {execution_id!r}")
+            self._require_row(execution_id)
             raise DolmenError(f"execution {execution_id!r} is not running in this runtime")
         if execution.status != "running":
             raise DolmenError(f"execution {execution_id!r} has ended ({execution.status})")
         return execution
+
+    def _require_row(self, execution_id: str) -> None:
+        if self._reader is None:  # a replayer: the storage actor routed this here by lease
+            raise LeaseLost(f"execution {execution_id!r} is not leased to this host")
+        if db.get_execution(self._reader, execution_id) is None:
+            raise UnknownExecutionError(f"no execution with id {execution_id!r}")
 
     def storage_stats(self, execution_ids: list[str] | None = None) -> dict[str, Any]:
         if execution_ids is None:
@@ -320,10 +393,23 @@ class Host:
             # A new child is created once the parent's CHILD_STARTED is durable (see
             # _child_records). After a crash the child may have ended unseen: report it.
             if child_id not in self._executions:
-                row = db.get_execution(self._reader, child_id)
-                if row is not None and row.status not in ("running", "nondeterministic"):
-                    data = _child_outcome(child_id, row.status, _stored_outcome(row))
-                    self._resolve(execution, Event(Kind.CHILD_FINISHED, position, data))
+                if self._reader is None:
+                    asyncio.ensure_future(self._report_ended_child(execution, position, child_id))
+                else:
+                    self._report_child_row(
+                        execution, position, db.get_execution(self._reader, child_id)
+                    )
+
+    async def _report_ended_child(self, execution: Execution, position: int, child_id: str) -> None:
+        [row] = await self._store.rows([child_id])
+        self._report_child_row(execution, position, row)
+
+    def _report_child_row(
+        self, execution: Execution, position: int, row: db.ExecutionRow | None
+    ) -> None:
+        if row is not None and row.status not in ("running", "nondeterministic"):
+            data = _child_outcome(row.id, row.status, _stored_outcome(row))
+            self._resolve(execution, Event(Kind.CHILD_FINISHED, position, data))
 
     def _timer_fired(self, execution: Execution, position: int) -> None:
         execution.timers.pop(position, None)
@@ -334,14 +420,19 @@ class Host:
     ) -> None:
         while True:
             info = ActivityInfo(execution.id, position, attempt, activity.name)
+            node = self.node
             try:
                 if activity.executor == "inline":
                     result = _invoke_inline(activity, args, info)
+                elif activity.resources:
+                    result, node = await self.executor.run_on_resources(activity, args, info)
                 else:
                     result = await self.executor.run(activity, args, info)
             except AttemptFailed as failure:
                 final = attempt > activity.retries
                 data = dict(failure.fields, attempt=attempt, final=final)
+                if failure.node or node:
+                    data["node"] = failure.node or node
                 self._resolve(execution, Event(Kind.ACTIVITY_FAILED, position, data))
                 if final:
                     break
@@ -349,6 +440,8 @@ class Host:
                 attempt += 1
                 continue
             data = {"result": result, "attempt": attempt}
+            if node:
+                data["node"] = node  # on a cluster: which node ran it
             self._resolve(execution, Event(Kind.ACTIVITY_COMPLETED, position, data))
             break
         execution.tasks.pop(position, None)
@@ -407,7 +500,9 @@ class Host:
     def _child_records(self, ltx: Ltx, parent: Execution, event: Event) -> Execution | None:
         """The child's creation commits atomically with the parent's CHILD_STARTED."""
         child_id = event.data["child_id"]
-        if child_id in self._executions or db.get_execution(self._reader, child_id):
+        if child_id in self._executions:
+            return None
+        if self._reader is not None and db.get_execution(self._reader, child_id):
             return None
         eid = self._writer.allocate_eid()
         now = self._clock()
@@ -443,6 +538,10 @@ class Host:
         children: list[Execution],
     ) -> None:
         execution.writing = False
+        if isinstance(ltx.error, LeaseLost):
+            log.warning("execution %s moved to another host: %s", execution.id, ltx.error)
+            self._drop(execution)
+            return
         if ltx.error is not None:
             # Nothing of this LTX is on disk; put the resolutions back and retry shortly.
             log.error("write for execution %s failed: %s", execution.id, ltx.error)
@@ -465,15 +564,44 @@ class Host:
             return
         if incoming:
             if instance is None:  # evicted: replay from the database, which now has them
+                if self._reader is None:
+                    self._reload_remote(execution)
+                    return
                 self._load(execution, db.load_history(self._reader, execution.eid))
             else:
                 self._activate(execution, incoming)
+        self._after_write(execution)
+
+    def _after_write(self, execution: Execution) -> None:
         if execution.writing:
             return
         if execution.incoming or (execution.flush_waiters and self._cached(execution)):
             self._start_write(execution)
         else:
             self._release_flush_waiters(execution)
+
+    def _reload_remote(self, execution: Execution) -> None:
+        """Replay an evicted execution from the storage actor's copy of its history.
+
+        The fetch holds the execution's write slot, so no newer event can become durable
+        while the history is on its way, and the replayed instance is exactly up to date.
+        """
+        execution.writing = True
+
+        async def reload() -> None:
+            try:
+                history = await self._store.history(execution.eid)
+            except Exception as exc:  # noqa: BLE001 - storage away: try again shortly
+                log.error("reloading execution %s failed: %s", execution.id, exc)
+                self._loop.call_later(1.0, self._reload_remote, execution)
+                return
+            execution.writing = False
+            if execution.status != "running":
+                return
+            self._load(execution, history)
+            self._after_write(execution)
+
+        asyncio.ensure_future(reload())
 
     def _cached(self, execution: Execution) -> bool:
         instance = execution.instance

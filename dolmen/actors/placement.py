@@ -3,6 +3,10 @@
 The embedded default is one host process per database holding the replayer, executor
 threads and the storage writer, so a workflow step never crosses a process boundary;
 worker processes for pure-Python activities are created by that host on demand.
+
+The host actor is pinned to the node of the driver that created it, the node that holds
+the database file. With ``spread=True`` (a cluster) it also leases executions to replayer
+actors on the other nodes (see ``cluster``); it stays the single writer and front door.
 """
 
 from __future__ import annotations
@@ -10,12 +14,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from typing import Any
+import uuid
+from typing import TYPE_CHECKING, Any
 
 import ray
 
 from dolmen.actors.host import Host
 from dolmen.runtime.decorators import Workflow
+from dolmen.runtime.errors import DolmenError
+from dolmen.storage import sqlite as db
+
+if TYPE_CHECKING:
+    from dolmen.actors.cluster import Coordinator
 
 NAMESPACE = "dolmen"
 
@@ -50,9 +60,29 @@ def host_exists(db_path: str) -> bool:
     return True
 
 
+def stop_runtime(db_path: str) -> bool:
+    """Flush and stop the runtime for ``db_path`` on this cluster; False if none runs."""
+    try:
+        actor = ray.get_actor(host_name(db_path), namespace=NAMESPACE)
+    except ValueError:
+        return False
+    try:
+        ray.get(actor.shutdown.remote(), timeout=60)
+    finally:
+        ray.kill(actor, no_restart=True)
+    return True
+
+
 def get_host(config: dict[str, Any], *, detached: bool = False) -> Any:
-    """The host actor for ``config["db_path"]``, created if no driver made it yet."""
+    """The host actor for ``config["db_path"]``, created if no driver made it yet.
+
+    A new one is pinned to this driver's node: the database file is on this node's disk.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
     options: dict[str, Any] = dict(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
         name=host_name(config["db_path"]),
         namespace=NAMESPACE,
         get_if_exists=True,
@@ -74,8 +104,11 @@ class HostActor:
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
-        self._config = config
+        self._config = dict(config)
+        self._spread = bool(self._config.pop("spread", False))
+        self._lease_seconds = self._config.pop("lease_seconds", None)
         self._host: Host | None = None
+        self._cluster: Coordinator | None = None
         self._lock: asyncio.Lock | None = None
 
     async def _ready(self) -> Host:
@@ -83,34 +116,70 @@ class HostActor:
             self._lock = self._lock or asyncio.Lock()
             async with self._lock:
                 if self._host is None:
-                    host = Host(**self._config)
-                    await host.open()
-                    self._host = host
+                    await self._open()
         return self._host
+
+    async def _open(self) -> None:
+        if not self._spread:
+            host = Host(**self._config)
+            await host.open()
+            self._host = host
+            return
+        from dolmen.actors.cluster import DEFAULT_LEASE_SECONDS, Coordinator
+        from dolmen.actors.worker import node_label
+
+        host = Host(**self._config, node=node_label())
+        cluster = Coordinator(
+            host,
+            ray.get_runtime_context().get_actor_name(),
+            NAMESPACE,
+            self._config,
+            lease_seconds=self._lease_seconds or DEFAULT_LEASE_SECONDS,
+        )
+        # Replayers first: recovery hands them their share of the unfinished executions.
+        host.placer = cluster.place
+        self._cluster = cluster
+        await host.open_writer()
+        await cluster.connect()
+        await host.recover()
+        cluster.start_monitor()
+        self._host = host
+
+    async def _cluster_ready(self) -> Coordinator:
+        await self._ready()
+        if self._cluster is None:
+            raise DolmenError("this runtime was not started with spread=True (one node only)")
+        return self._cluster
 
     async def ping(self) -> dict[str, Any]:
         host = await self._ready()
-        return {
+        info = {
             "pid": os.getpid(),
             "node_id": ray.get_runtime_context().get_node_id(),
             "db_path": host.db_path,
             "loaded": host.loaded_count(),
         }
+        if self._cluster is not None:
+            info["hosts"] = self._cluster.describe()
+        return info
 
     async def register(self, workflows: list[Workflow]) -> None:
         (await self._ready()).register(workflows)
+        if self._cluster is not None:
+            self._cluster.register(workflows)
 
     async def start(self, workflow: Workflow | str, args: bytes, execution_id: str | None) -> str:
         host = await self._ready()
+        if self._cluster is not None:
+            return await self._cluster.start(workflow, args, execution_id or uuid.uuid4().hex)
         return await host.start(workflow, args, execution_id)
 
     async def start_many(
         self, workflow: Workflow | str, args: list[bytes], ids: list[str | None]
     ) -> list[str]:
-        host = await self._ready()
         return list(
             await asyncio.gather(
-                *(host.start(workflow, a, i) for a, i in zip(args, ids, strict=True))
+                *(self.start(workflow, a, i) for a, i in zip(args, ids, strict=True))
             )
         )
 
@@ -128,22 +197,54 @@ class HostActor:
     ) -> tuple[str, Any]:
         """One round trip for short workflows: start, then wait up to ``timeout``."""
         host = await self._ready()
-        await host.start(workflow, args, execution_id)
+        await self.start(workflow, args, execution_id)
         return await host.wait_result(execution_id, timeout)
 
     async def status(self, execution_id: str) -> dict[str, Any]:
-        return (await self._ready()).status(execution_id)
+        info = (await self._ready()).status(execution_id)
+        if self._cluster is not None and info["status"] == "running":
+            info["node"] = self._cluster.where(execution_id)
+        return info
 
     async def signal(self, execution_id: str, name: str, value: bytes) -> None:
-        await (await self._ready()).signal(execution_id, name, value)
+        host = await self._ready()
+        if self._cluster is not None:
+            return await self._cluster.route("signal", execution_id, name, value)
+        await host.signal(execution_id, name, value)
 
     async def cancel(self, execution_id: str) -> None:
-        await (await self._ready()).cancel(execution_id)
+        host = await self._ready()
+        if self._cluster is not None:
+            return await self._cluster.route("cancel", execution_id)
+        await host.cancel(execution_id)
+
+    # ---- what replayers on other nodes ask of the storage actor ------------------------
+
+    async def heartbeat(self, replayer_id: str, epoch: str) -> bool:
+        return (await self._cluster_ready()).heartbeat(replayer_id, epoch)
+
+    async def commit(
+        self, replayer_id: str, epoch: str, wire: list[Any]
+    ) -> list[tuple[str, str] | None]:
+        return await (await self._cluster_ready()).commit(replayer_id, epoch, wire)
+
+    async def reserve_eids(self, count: int) -> int:
+        return (await self._ready())._writer.reserve_eids(count)
+
+    async def rows(self, execution_ids: list[str]) -> list[Any]:
+        host = await self._ready()
+        return [db.get_execution(host._reader, i) for i in execution_ids]
+
+    async def history(self, eid: int) -> list[Any]:
+        return db.load_history((await self._ready())._reader, eid)
 
     async def storage_stats(self, execution_ids: list[str] | None) -> dict[str, Any]:
         return (await self._ready()).storage_stats(execution_ids)
 
     async def shutdown(self) -> None:
+        if self._cluster is not None:
+            cluster, self._cluster = self._cluster, None
+            await cluster.shutdown()
         if self._host is not None:
             host, self._host = self._host, None
             await host.close()

@@ -38,6 +38,12 @@ class Client:
     ``address=None`` uses ``RAY_ADDRESS`` if set, else an embedded local Ray. ``threads``
     sizes the I/O pool, ``native_threads`` the pool for GIL-releasing kernels (default: the
     node's CPUs), ``processes`` the worker processes for pure-Python activities.
+
+    On a cluster (an ``address``), ``spread`` (default: on) runs a replayer on every node
+    and leases executions to them; ``lease_seconds`` is how long a silent node keeps its
+    executions before other hosts replay them. ``detached=True`` leaves the runtime up
+    after this client goes (``dolmen up`` does this; ``dolmen down`` stops it). These
+    apply when this client creates the runtime; joining one keeps its settings.
     """
 
     def __init__(
@@ -51,6 +57,9 @@ class Client:
         native_threads: int | None = None,
         evict_after: float = 60.0,
         busy_timeout: float = 5.0,
+        spread: bool | None = None,
+        lease_seconds: float | None = None,
+        detached: bool = False,
     ) -> None:
         from dolmen.actors import placement
 
@@ -68,10 +77,12 @@ class Client:
             native_threads=native_threads,
             evict_after=evict_after,
             busy_timeout=busy_timeout,
+            spread=not embedded if spread is None else spread,
+            lease_seconds=lease_seconds,
         )
         # Only the client that created the host shuts it down on close; others just leave.
-        self._owns_host = not placement.host_exists(self.db_path)
-        self._host = placement.get_host(config)
+        self._owns_host = not detached and not placement.host_exists(self.db_path)
+        self._host = placement.get_host(config, detached=detached)
         self._sent: dict[str, Workflow] = {}
         self._lock = threading.Lock()
         self._call("ping")

@@ -136,6 +136,7 @@ class Activity(_Definition):
             )
         if executor == "inline" and timeout is not None:
             raise ValueError("an inline activity runs on the event loop and cannot time out")
+        _check_resources(resources)
         super().__init__(fn, name)
         self.retries = retries
         self.timeout = timeout
@@ -160,6 +161,18 @@ class Activity(_Definition):
 
     def __repr__(self) -> str:
         return f"<dolmen activity {self.name}>"
+
+
+def _check_resources(resources: dict[str, float] | None) -> None:
+    if resources is None:
+        return
+    if not isinstance(resources, dict):
+        raise TypeError(f"resources must map Ray resource names to amounts, not {resources!r}")
+    for key, amount in resources.items():
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a resource name must be a non-empty string, not {key!r}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise ValueError(f"resource {key!r} needs an amount >= 0, not {amount!r}")
 
 
 def workflow(
@@ -193,6 +206,9 @@ def activity(
     ``"native"`` suits native code that releases the GIL (a pool with one thread per CPU
     of the node); ``"process"`` runs pure-Python CPU work in a worker process (which is
     also the safe place for code that may crash its process).
+
+    ``resources`` (Ray resources, e.g. ``{"big_node": 1}``; ``"CPU"`` defaults to 1) runs
+    each attempt as a Ray task on a node that has them, and records that node.
     """
 
     def wrap(f: Callable[..., Any]) -> Activity:

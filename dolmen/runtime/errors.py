@@ -23,6 +23,10 @@ class StorageError(DolmenError):
     """The database file cannot be used: missing, corrupted, locked, or not dolmen's."""
 
 
+class LeaseLost(DolmenError):
+    """This host no longer owns the execution: the storage actor leased it to another."""
+
+
 class NondeterminismError(DolmenError):
     """Workflow code issued a command that differs from its recorded history.
 

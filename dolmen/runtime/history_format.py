@@ -252,12 +252,13 @@ def summarize(event: Event) -> str:
         return format_call(str(d.get("workflow", "?")), d.get("args", b"\x90"))
     if k == Kind.ACTIVITY_SCHEDULED:
         return format_call(str(d.get("name", "?")), d.get("args", b"\x90"))
+    where = f", node {d['node']}" if "node" in d else ""  # recorded on a cluster
     if k == Kind.ACTIVITY_COMPLETED:
-        return f"-> {_value(d['result'])}  (attempt {d.get('attempt', 1)})"
+        return f"-> {_value(d['result'])}  (attempt {d.get('attempt', 1)}{where})"
     if k == Kind.ACTIVITY_FAILED:
         what = "timed out" if d.get("timeout") else "failed"
         then = "final" if d.get("final", True) else "will retry"
-        return f"{what}: {_error(d)}  (attempt {d.get('attempt', 1)}, {then})"
+        return f"{what}: {_error(d)}  (attempt {d.get('attempt', 1)}, {then}{where})"
     if k == Kind.TIMER_STARTED:
         return f"sleep {d.get('seconds')} s, until {local_time(d.get('fire_at'))}"
     if k == Kind.CHILD_STARTED:

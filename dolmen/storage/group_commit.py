@@ -156,6 +156,13 @@ class GroupCommitWriter:
             self._next_eid += 1
             return self._next_eid
 
+    def reserve_eids(self, count: int) -> int:
+        """A block of ``count`` keys for a replayer on another node; returns the first."""
+        with self._eid_lock:
+            first = self._next_eid + 1
+            self._next_eid += count
+            return first
+
     def submit(self, ltx: Ltx) -> None:
         self._queue.put(ltx)
 

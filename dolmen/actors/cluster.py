@@ -1,0 +1,379 @@
+"""The storage actor's side of a cluster: replayers on other nodes, their leases, routing.
+
+The storage actor (``HostActor`` on the node holding the database) is the only writer. With
+``spread=True`` it also runs one ``ReplayerActor`` per other node that gives Ray CPUs, and
+leases executions to them: each new execution goes to the host (its own local one
+included) with the fewest executions per CPU, and a whole tree (parent and children)
+stays on one host, so a child's ending reaches its parent without leaving the process.
+
+A lease is per replayer: every commit and heartbeat renews it. When it lapses (the node
+died, or the process hung) the replayer is fenced first, so its later commits are refused;
+then everything it committed is made durable, and its executions are replayed by other
+hosts from the database. Activities it had in flight run again (at-least-once). A restart
+of the storage actor starts a new epoch, which fences every replayer of the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+import ray
+
+from dolmen.actors.host import Host
+from dolmen.actors.replayer import EID_BLOCK, ReplayerActor
+from dolmen.runtime.decorators import Workflow
+from dolmen.runtime.errors import LeaseLost
+from dolmen.runtime.events import Event
+from dolmen.storage import sqlite as db
+from dolmen.storage.group_commit import Ltx
+
+log = logging.getLogger("dolmen.cluster")
+
+DEFAULT_LEASE_SECONDS = 10.0
+_SPAWN_TIMEOUT = 60.0
+
+Adoption = tuple[db.ExecutionRow, list[Event]]  # an execution and its history so far
+
+
+@dataclasses.dataclass(eq=False)
+class Replayer:
+    id: str
+    handle: Any
+    node_id: str
+    node: str  # the short label histories record
+    cpus: int
+    last_seen: float
+    eids: dict[int, str] = dataclasses.field(default_factory=dict)  # leased: eid -> id
+    known: set[str] = dataclasses.field(default_factory=set)  # workflow names sent
+    outbox: list[Adoption] = dataclasses.field(default_factory=list)
+    sent: asyncio.Future[None] | None = None
+    placing: int = 0  # chosen for executions whose creation is still being written
+
+
+class Coordinator:
+    def __init__(
+        self,
+        host: Host,
+        storage_name: str,
+        namespace: str,
+        config: dict[str, Any],
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.storage_name = storage_name
+        self.namespace = namespace
+        self.config = config
+        self.lease_seconds = lease_seconds
+        self.epoch = uuid.uuid4().hex  # new at every (re)start of the storage actor
+        self._clock = clock
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.replayers: dict[str, Replayer] = {}
+        self.owner: dict[str, str] = {}  # execution id -> replayer id (others are local)
+        self._ids: dict[int, str] = {}  # eid -> id for every leased execution
+        self.workflows: dict[str, Workflow] = {}
+        self._local_cpus = 0
+        self._local_placing = 0
+        self._monitor: asyncio.Task[None] | None = None
+        self._spawning: set[str] = set()
+
+    # ---- membership --------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Start a replayer on every other node with CPUs (before recovery places work)."""
+        nodes = await asyncio.to_thread(ray.nodes)
+        for node in nodes:
+            if node.get("Alive") and node["NodeID"] == self.node_id:
+                self._local_cpus = int(node.get("Resources", {}).get("CPU", 0))
+        # Waited for here, so recovery can lease to them; bounded, as a node that just died
+        # may still be listed alive.
+        spawning = self._spawn_missing(nodes)
+        if spawning:
+            await asyncio.wait(spawning, timeout=max(10.0, 2 * self.lease_seconds))
+
+    def start_monitor(self) -> None:
+        self._monitor = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        tick = max(0.2, self.lease_seconds / 4)
+        last_scan = 0.0
+        while True:
+            await asyncio.sleep(tick)
+            now = self._clock()
+            for replayer in list(self.replayers.values()):
+                if now - replayer.last_seen > self.lease_seconds:
+                    await self.expire(replayer, "its lease lapsed")
+            if now - last_scan > max(2.0, min(5.0, self.lease_seconds)):
+                last_scan = now
+                try:
+                    self._spawn_missing(await asyncio.to_thread(ray.nodes))
+                except Exception:  # noqa: BLE001 - a failed scan is retried next time
+                    log.exception("scanning the cluster's nodes failed")
+
+    def _spawn_missing(self, nodes: list[dict[str, Any]]) -> list[asyncio.Task[None]]:
+        """Start a replayer (in the background) on each live node with CPUs that lacks one."""
+        placed = {r.node_id for r in self.replayers.values()} | self._spawning
+        wanted = [
+            n
+            for n in nodes
+            if n.get("Alive")
+            and n["NodeID"] != self.node_id
+            and n["NodeID"] not in placed
+            and n.get("Resources", {}).get("CPU", 0) > 0
+        ]
+        for n in wanted:
+            self._spawning.add(n["NodeID"])  # at once, so the next scan does not repeat it
+        return [asyncio.ensure_future(self._spawn(n["NodeID"])) for n in wanted]
+
+    async def _spawn(self, node_id: str) -> None:
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        name = f"{self.storage_name}-replayer-{node_id[:12]}-{self.epoch[:8]}"
+        handle = None
+        try:
+            # Owned by this actor, so replayers never outlive the storage actor's epoch.
+            handle = ReplayerActor.options(
+                name=name,
+                namespace=self.namespace,
+                num_cpus=0,
+                max_restarts=0,
+                max_concurrency=10_000,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(self.storage_name, self.namespace, self.config)
+            first = self.host._writer.reserve_eids(EID_BLOCK)
+            info = await asyncio.wait_for(
+                handle.attach.remote(
+                    self.epoch, first, list(self.workflows.values()), self.lease_seconds
+                ),
+                _SPAWN_TIMEOUT,
+            )
+        except Exception as exc:  # noqa: BLE001 - a node that cannot host one is skipped
+            log.warning("no replayer on node %s: %s", node_id, exc)
+            if handle is not None:
+                ray.kill(handle, no_restart=True)
+            return
+        finally:
+            self._spawning.discard(node_id)
+        replayer = Replayer(name, handle, node_id, info["node"], info["cpus"], self._clock())
+        replayer.known = set(self.workflows)
+        self.replayers[name] = replayer
+        log.info("replayer %s on node %s (%d CPUs)", name, info["node"], info["cpus"])
+
+    async def expire(self, replayer: Replayer, why: str) -> None:
+        """Fence ``replayer``, then give its executions to other hosts."""
+        if self.replayers.pop(replayer.id, None) is None:
+            return
+        log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
+        try:
+            ray.kill(replayer.handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - its node may be gone already
+            pass
+        await self.host._write(Ltx())  # a barrier: all it committed before is now durable
+        rows = []
+        for eid, execution_id in replayer.eids.items():
+            self._ids.pop(eid, None)
+            self.owner.pop(execution_id, None)
+            row = db.get_execution(self.host._reader, execution_id)
+            if row is not None and row.status == "running":
+                rows.append(row)
+        for row in self.place(rows):
+            self.host._resume(row)
+
+    # ---- placement ---------------------------------------------------------------------
+
+    def _choose(self) -> Replayer | None:
+        """The host with the fewest executions per CPU; None is the local one."""
+        best: Replayer | None = None
+        best_load = None
+        if self._local_cpus:
+            best_load = (len(self.host._executions) + self._local_placing) / self._local_cpus
+        for replayer in self.replayers.values():
+            load = (len(replayer.eids) + replayer.placing) / max(replayer.cpus, 1)
+            if best_load is None or load < best_load:
+                best, best_load = replayer, load
+        return best
+
+    def place(self, rows: list[db.ExecutionRow]) -> list[db.ExecutionRow]:
+        """Lease whole trees of ``rows`` out; returns the rows the local host resumes."""
+        trees: dict[str, list[db.ExecutionRow]] = defaultdict(list)
+        for row in sorted(rows, key=lambda r: r.id):  # parents before their children
+            trees[row.id.split("/", 1)[0]].append(row)
+        local: list[db.ExecutionRow] = []
+        for tree in trees.values():
+            target = self._choose()
+            if target is None:
+                local.extend(tree)
+                continue
+            items = [(row, db.load_history(self.host._reader, row.eid)) for row in tree]
+            asyncio.ensure_future(self._send(target, items))
+        return local
+
+    def _lease(self, replayer: Replayer, eid: int, execution_id: str) -> None:
+        replayer.eids[eid] = execution_id
+        self._ids[eid] = execution_id
+        self.owner[execution_id] = replayer.id
+
+    async def _send(
+        self, replayer: Replayer, items: list[tuple[db.ExecutionRow, list[Event]]]
+    ) -> None:
+        """Adoptions for one replayer leave together: one Ray call per event-loop turn."""
+        for row, _ in items:
+            self._lease(replayer, row.eid, row.id)
+        replayer.outbox.extend(items)
+        if replayer.sent is None:
+            replayer.sent = asyncio.get_running_loop().create_future()
+            await asyncio.sleep(0)  # let this turn's other starts join the batch
+            batch, replayer.outbox = replayer.outbox, []
+            sent, replayer.sent = replayer.sent, None
+            workflows = [wf for name, wf in self.workflows.items() if name not in replayer.known]
+            try:
+                await replayer.handle.adopt.remote(self.epoch, workflows, batch)
+                replayer.known.update(wf.name for wf in workflows)
+                sent.set_result(None)
+            except Exception as exc:  # noqa: BLE001 - it died: its leases go elsewhere
+                sent.set_result(None)
+                await self.expire(replayer, f"adoption failed: {exc}")
+        else:
+            await asyncio.shield(replayer.sent)
+
+    # ---- client operations -------------------------------------------------------------
+
+    def register(self, workflows: list[Workflow]) -> None:
+        for workflow in workflows:
+            self.workflows[workflow.name] = workflow
+
+    async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
+        target = self._choose()
+        if target is None:
+            self._local_placing += 1
+            try:
+                return await self.host.start(workflow, args, execution_id)
+            finally:
+                self._local_placing -= 1
+        target.placing += 1
+        try:
+            created = await self.host.create(workflow, args, execution_id)
+        finally:
+            target.placing -= 1
+        if created is not None:
+            wf, row, first = created
+            self.workflows.setdefault(wf.name, wf)
+            await self._send(target, [(row, [first])])
+        return execution_id
+
+    async def route(self, method: str, execution_id: str, *args: Any) -> Any:
+        """Signal or cancel on the host that holds the execution's lease, as it moves."""
+        deadline = self._clock() + 3 * self.lease_seconds
+        while True:
+            replayer = self.replayers.get(self.owner.get(execution_id, ""))
+            if execution_id not in self.owner:
+                return await getattr(self.host, method)(execution_id, *args)
+            try:
+                if replayer is not None:
+                    return await getattr(replayer.handle, method).remote(execution_id, *args)
+            except ray.exceptions.RayTaskError as exc:
+                if not isinstance(getattr(exc, "cause", None), LeaseLost):
+                    raise exc.cause if isinstance(exc.cause, BaseException) else exc from None
+            except ray.exceptions.RayActorError:
+                pass
+            if self._clock() > deadline:
+                raise LeaseLost(f"execution {execution_id!r} has no live host to take {method}")
+            await asyncio.sleep(0.1)
+
+    def where(self, execution_id: str) -> str | None:
+        replayer = self.replayers.get(self.owner.get(execution_id, ""))
+        return replayer.node if replayer is not None else self.host.node
+
+    def describe(self) -> list[dict[str, Any]]:
+        hosts = [
+            {
+                "host": "storage",
+                "node": self.host.node,
+                "cpus": self._local_cpus,
+                "executions": len(self.host._executions),
+            }
+        ]
+        for r in self.replayers.values():
+            hosts.append({"host": r.id, "node": r.node, "cpus": r.cpus, "executions": len(r.eids)})
+        return hosts
+
+    # ---- the storage side of replayers -------------------------------------------------
+
+    def heartbeat(self, replayer_id: str, epoch: str) -> bool:
+        replayer = self.replayers.get(replayer_id)
+        if replayer is None or epoch != self.epoch:
+            return False
+        replayer.last_seen = self._clock()
+        return True
+
+    async def commit(
+        self,
+        replayer_id: str,
+        epoch: str,
+        wire: list[tuple[list[Any], list[Any], list[Any]]],
+    ) -> list[tuple[str, str] | None]:
+        """Write a replayer's LTXs, refusing any that touch an execution it does not hold."""
+        replayer = self.replayers.get(replayer_id)
+        if replayer is None or epoch != self.epoch:
+            refusal = ("lease", f"{replayer_id} holds no lease under the current epoch")
+            return [refusal] * len(wire)
+        replayer.last_seen = self._clock()
+        errors: list[tuple[str, str] | None] = [None] * len(wire)
+        accepted: list[tuple[int, Ltx]] = []
+        for i, (executions, events, statuses) in enumerate(wire):
+            created = {r[0]: r[1] for r in executions}
+            touched = {e[0] for e in events} | {s[3] for s in statuses}
+            stray = [eid for eid in touched if eid not in replayer.eids and eid not in created]
+            if stray:
+                errors[i] = ("lease", f"{replayer_id} does not hold executions {sorted(stray)}")
+                continue
+            for eid, execution_id in created.items():  # children stay with their parent
+                self._lease(replayer, eid, execution_id)
+            accepted.append((i, Ltx(executions=executions, events=events, statuses=statuses)))
+        outcomes = await asyncio.gather(
+            *(self.host._write(ltx) for _, ltx in accepted), return_exceptions=True
+        )
+        for (i, ltx), outcome in zip(accepted, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                errors[i] = ("storage", str(outcome))
+                continue
+            for status, stored, _, eid in ltx.statuses:
+                self._ended(eid, status, stored)
+        return errors
+
+    def _ended(self, eid: int, status: str, stored: bytes | None) -> None:
+        execution_id = self._ids.pop(eid, None)
+        if execution_id is None:
+            return
+        replayer = self.replayers.get(self.owner.pop(execution_id, ""))
+        if replayer is not None:
+            replayer.eids.pop(eid, None)
+        if status == "finished":
+            outcome: Any = stored
+        elif stored is None:
+            outcome = {"type": status, "message": status}
+        else:
+            outcome = msgpack.unpackb(stored, raw=False)
+        self.host._notify_result(execution_id, status, outcome)
+
+    async def shutdown(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+        replayers, self.replayers = list(self.replayers.values()), {}
+        await asyncio.gather(
+            *(r.handle.shutdown.remote() for r in replayers), return_exceptions=True
+        )
+        for r in replayers:
+            try:
+                ray.kill(r.handle, no_restart=True)
+            except Exception:  # noqa: BLE001
+                pass

@@ -1,0 +1,26 @@
+"""Workflow code for the cluster tests: fibo chains, and a step pinned by a resource."""
+
+from __future__ import annotations
+
+import dolmen
+from examples.fibo import fibo, fiboa  # noqa: F401 - the runtime imports them from here
+
+
+@dolmen.activity(executor="native", resources={"node_b": 1})
+def fibo_on_b(n: int) -> int:
+    return dolmen.native.fibo(n)
+
+
+@dolmen.workflow
+async def pinned(n: int, iterations: int) -> int:
+    last = 0
+    for _ in range(iterations):
+        last = await fibo_on_b(n)
+    return last
+
+
+@dolmen.workflow(wait="interrupt")
+async def family(n: int) -> int:
+    """Two child workflows; unloaded whenever it waits, so its replayer reloads it."""
+    a, b = await dolmen.gather(fiboa(n, 2), fiboa(n - 1, 2))
+    return a + b
