@@ -24,13 +24,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import msgpack
 import ray
 
-from dolmen.actors.host import Host
+from dolmen.actors.host import Host, _stored_outcome
+from dolmen.actors.recovery import plan_takeover
 from dolmen.actors.replayer import EID_BLOCK, ReplayerActor
-from dolmen.runtime.decorators import Workflow
-from dolmen.runtime.errors import LeaseLost
+from dolmen.runtime.decorators import Workflow, lookup_workflow
+from dolmen.runtime.errors import LeaseLost, UnknownWorkflowError
 from dolmen.runtime.events import Event
 from dolmen.storage import sqlite as db
 from dolmen.storage.group_commit import Ltx
@@ -54,7 +54,7 @@ class Replayer:
     eids: dict[int, str] = dataclasses.field(default_factory=dict)  # leased: eid -> id
     known: set[str] = dataclasses.field(default_factory=set)  # workflow names sent
     outbox: list[Adoption] = dataclasses.field(default_factory=list)
-    sent: asyncio.Future[None] | None = None
+    flushing: asyncio.Future[None] | None = None
     placing: int = 0  # chosen for executions whose creation is still being written
 
 
@@ -111,7 +111,10 @@ class Coordinator:
             now = self._clock()
             for replayer in list(self.replayers.values()):
                 if now - replayer.last_seen > self.lease_seconds:
-                    await self.expire(replayer, "its lease lapsed")
+                    try:
+                        await self.expire(replayer, "its lease lapsed")
+                    except Exception:  # noqa: BLE001 - the monitor must outlive one failure
+                        log.exception("taking over from replayer %s failed", replayer.id)
             if now - last_scan > max(2.0, min(5.0, self.lease_seconds)):
                 last_scan = now
                 try:
@@ -137,7 +140,8 @@ class Coordinator:
     async def _spawn(self, node_id: str) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        name = f"{self.storage_name}-replayer-{node_id[:12]}-{self.epoch[:8]}"
+        # Unique per process, so a late message from a replaced replayer never matches.
+        name = f"{self.storage_name}-replayer-{node_id[:12]}-{uuid.uuid4().hex[:8]}"
         handle = None
         try:
             # Owned by this actor, so replayers never outlive the storage actor's epoch.
@@ -169,33 +173,43 @@ class Coordinator:
         log.info("replayer %s on node %s (%d CPUs)", name, info["node"], info["cpus"])
 
     async def expire(self, replayer: Replayer, why: str) -> None:
-        """Fence ``replayer``, then give its executions to other hosts."""
-        if self.replayers.pop(replayer.id, None) is None:
-            return
-        log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
-        try:
-            ray.kill(replayer.handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - its node may be gone already
-            pass
-        await self.host._write(Ltx())  # a barrier: all it committed before is now durable
-        rows = []
-        for eid, execution_id in replayer.eids.items():
+        """Fence ``replayer``, then give its executions to other hosts.
+
+        Also for a replayer fenced earlier: leases it was handed since then move too.
+        """
+        if self.replayers.pop(replayer.id, None) is not None:
+            log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
+            try:
+                ray.kill(replayer.handle, no_restart=True)
+            except Exception:  # noqa: BLE001 - its node may be gone already
+                pass
+        leased, replayer.eids = replayer.eids, {}
+        for eid, execution_id in leased.items():
             self._ids.pop(eid, None)
             self.owner.pop(execution_id, None)
-            row = db.get_execution(self.host._reader, execution_id)
-            if row is not None and row.status == "running":
-                rows.append(row)
-        for row in self.place(rows):
+        # Its commits that passed the lease check are queued before this LTX, so once it is
+        # durable, everything the replayer will ever have written is on disk.
+        reader = self.host._reader
+        rows = [r for i in set(leased.values()) if (r := db.get_execution(reader, i))]
+        plan = plan_takeover(reader, [r for r in rows if r.status == "running"], time.time())
+        await self.host._write(plan.ltx)
+        for row in rows:
+            if row.status != "running":  # ended just before: its waiters may not know yet
+                self.host._notify_result(row.id, row.status, _stored_outcome(row))
+        for row, fields in plan.failed:
+            self.host._notify_result(row.id, "failed", fields)
+        for row in self.place(plan.resumable):
             self.host._resume(row)
 
     # ---- placement ---------------------------------------------------------------------
 
-    def _choose(self) -> Replayer | None:
+    def _choose(self, local_extra: int = 0) -> Replayer | None:
         """The host with the fewest executions per CPU; None is the local one."""
         best: Replayer | None = None
         best_load = None
         if self._local_cpus:
-            best_load = (len(self.host._executions) + self._local_placing) / self._local_cpus
+            local = len(self.host._executions) + self._local_placing + local_extra
+            best_load = local / self._local_cpus
         for replayer in self.replayers.values():
             load = (len(replayer.eids) + replayer.placing) / max(replayer.cpus, 1)
             if best_load is None or load < best_load:
@@ -203,18 +217,24 @@ class Coordinator:
         return best
 
     def place(self, rows: list[db.ExecutionRow]) -> list[db.ExecutionRow]:
-        """Lease whole trees of ``rows`` out; returns the rows the local host resumes."""
+        """Lease whole trees of ``rows`` out; returns the rows the local host resumes.
+
+        A tree whose code the storage actor cannot import stays here, parked until a
+        client registers it (``Host.register`` resumes parked executions).
+        """
         trees: dict[str, list[db.ExecutionRow]] = defaultdict(list)
         for row in sorted(rows, key=lambda r: r.id):  # parents before their children
             trees[row.id.split("/", 1)[0]].append(row)
         local: list[db.ExecutionRow] = []
         for tree in trees.values():
-            target = self._choose()
-            if target is None:
+            target = self._choose(len(local))
+            if target is None or not _importable(tree[0].workflow):
                 local.extend(tree)
                 continue
             items = [(row, db.load_history(self.host._reader, row.eid)) for row in tree]
-            asyncio.ensure_future(self._send(target, items))
+            for row in tree:  # now, so the next tree's choice sees this one
+                self._lease(target, row.eid, row.id)
+            self._send(target, items)
         return local
 
     def _lease(self, replayer: Replayer, eid: int, execution_id: str) -> None:
@@ -222,34 +242,43 @@ class Coordinator:
         self._ids[eid] = execution_id
         self.owner[execution_id] = replayer.id
 
-    async def _send(
-        self, replayer: Replayer, items: list[tuple[db.ExecutionRow, list[Event]]]
-    ) -> None:
-        """Adoptions for one replayer leave together: one Ray call per event-loop turn."""
-        for row, _ in items:
-            self._lease(replayer, row.eid, row.id)
+    def _send(self, replayer: Replayer, items: list[Adoption]) -> asyncio.Future[None]:
+        """Adopt leased executions; those of one event-loop turn leave in one Ray call."""
         replayer.outbox.extend(items)
-        if replayer.sent is None:
-            replayer.sent = asyncio.get_running_loop().create_future()
-            await asyncio.sleep(0)  # let this turn's other starts join the batch
-            batch, replayer.outbox = replayer.outbox, []
-            sent, replayer.sent = replayer.sent, None
-            workflows = [wf for name, wf in self.workflows.items() if name not in replayer.known]
-            try:
-                await replayer.handle.adopt.remote(self.epoch, workflows, batch)
-                replayer.known.update(wf.name for wf in workflows)
-                sent.set_result(None)
-            except Exception as exc:  # noqa: BLE001 - it died: its leases go elsewhere
-                sent.set_result(None)
-                await self.expire(replayer, f"adoption failed: {exc}")
-        else:
-            await asyncio.shield(replayer.sent)
+        if replayer.flushing is None:
+            replayer.flushing = asyncio.ensure_future(self._flush(replayer))
+        return replayer.flushing
+
+    async def _flush(self, replayer: Replayer) -> None:
+        await asyncio.sleep(0)  # let this turn's other starts join the batch
+        batch, replayer.outbox = replayer.outbox, []
+        replayer.flushing = None
+        if self.replayers.get(replayer.id) is not replayer:
+            await self.expire(replayer, "fenced while adoptions were on their way")
+            return
+        workflows = [wf for name, wf in self.workflows.items() if name not in replayer.known]
+        try:
+            await replayer.handle.adopt.remote(self.epoch, workflows, batch)
+            replayer.known.update(wf.name for wf in workflows)
+        except ray.exceptions.RayActorError as exc:
+            await self.expire(replayer, f"it died: {exc}")
+        except Exception as exc:  # noqa: BLE001 - it lives, but could not take them
+            log.error("replayer %s refused adoptions; running them here: %s", replayer.id, exc)
+            for row, history in batch:
+                replayer.eids.pop(row.eid, None)
+                self._ids.pop(row.eid, None)
+                self.owner.pop(row.id, None)
+                self.host._resume(row, history)
 
     # ---- client operations -------------------------------------------------------------
 
     def register(self, workflows: list[Workflow]) -> None:
+        """Code from a client goes to every replayer too (new or changed code alike)."""
         for workflow in workflows:
             self.workflows[workflow.name] = workflow
+        for replayer in self.replayers.values():
+            replayer.known.update(wf.name for wf in workflows)
+            replayer.handle.register.remote(workflows)
 
     async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
         target = self._choose()
@@ -267,7 +296,11 @@ class Coordinator:
         if created is not None:
             wf, row, first = created
             self.workflows.setdefault(wf.name, wf)
-            await self._send(target, [(row, [first])])
+            if self.replayers.get(target.id) is not target:  # fenced meanwhile
+                self.host._resume(row, [first])
+                return execution_id
+            self._lease(target, row.eid, row.id)
+            await asyncio.shield(self._send(target, [(row, [first])]))
         return execution_id
 
     async def route(self, method: str, execution_id: str, *args: Any) -> Any:
@@ -328,24 +361,25 @@ class Coordinator:
             return [refusal] * len(wire)
         replayer.last_seen = self._clock()
         errors: list[tuple[str, str] | None] = [None] * len(wire)
-        accepted: list[tuple[int, Ltx]] = []
+        written: list[tuple[int, Ltx, asyncio.Future[None]]] = []
         for i, (executions, events, statuses) in enumerate(wire):
-            created = {r[0]: r[1] for r in executions}
+            created = {r[0] for r in executions}
             touched = {e[0] for e in events} | {s[3] for s in statuses}
             stray = [eid for eid in touched if eid not in replayer.eids and eid not in created]
             if stray:
                 errors[i] = ("lease", f"{replayer_id} does not hold executions {sorted(stray)}")
                 continue
-            for eid, execution_id in created.items():  # children stay with their parent
-                self._lease(replayer, eid, execution_id)
-            accepted.append((i, Ltx(executions=executions, events=events, statuses=statuses)))
-        outcomes = await asyncio.gather(
-            *(self.host._write(ltx) for _, ltx in accepted), return_exceptions=True
-        )
-        for (i, ltx), outcome in zip(accepted, outcomes, strict=True):
-            if isinstance(outcome, BaseException):
-                errors[i] = ("storage", str(outcome))
+            ltx = Ltx(executions=executions, events=events, statuses=statuses)
+            # Queued now, before any await: a fence that follows is ordered after it.
+            written.append((i, ltx, self.host.submit(ltx)))
+        for i, ltx, done in written:
+            try:
+                await done
+            except Exception as exc:  # noqa: BLE001 - reported to the replayer, which retries
+                errors[i] = ("storage", str(exc))
                 continue
+            for eid, execution_id, *_ in ltx.executions:  # children stay with their parent
+                self._lease(replayer, eid, execution_id)
             for status, stored, _, eid in ltx.statuses:
                 self._ended(eid, status, stored)
         return errors
@@ -357,23 +391,29 @@ class Coordinator:
         replayer = self.replayers.get(self.owner.pop(execution_id, ""))
         if replayer is not None:
             replayer.eids.pop(eid, None)
-        if status == "finished":
-            outcome: Any = stored
-        elif stored is None:
-            outcome = {"type": status, "message": status}
-        else:
-            outcome = msgpack.unpackb(stored, raw=False)
-        self.host._notify_result(execution_id, status, outcome)
+        row = db.ExecutionRow(eid, execution_id, "", status, None, 0.0, None, stored)
+        self.host._notify_result(execution_id, status, _stored_outcome(row))
 
     async def shutdown(self) -> None:
+        """Replayers flush their cached events (still holding their leases), then stop."""
         if self._monitor is not None:
             self._monitor.cancel()
-        replayers, self.replayers = list(self.replayers.values()), {}
+        replayers = list(self.replayers.values())
         await asyncio.gather(
             *(r.handle.shutdown.remote() for r in replayers), return_exceptions=True
         )
+        self.replayers = {}
         for r in replayers:
             try:
                 ray.kill(r.handle, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _importable(workflow_name: str) -> bool:
+    """Code the storage actor can find by name, so a replayer can too (same code base)."""
+    try:
+        lookup_workflow(workflow_name)
+    except UnknownWorkflowError:
+        return False
+    return True

@@ -593,7 +593,8 @@ class Host:
                 history = await self._store.history(execution.eid)
             except Exception as exc:  # noqa: BLE001 - storage away: try again shortly
                 log.error("reloading execution %s failed: %s", execution.id, exc)
-                self._loop.call_later(1.0, self._reload_remote, execution)
+                if execution.status == "running":
+                    self._loop.call_later(1.0, self._reload_remote, execution)
                 return
             execution.writing = False
             if execution.status != "running":
@@ -623,9 +624,13 @@ class Host:
         await waiter
 
     async def _write(self, ltx: Ltx) -> None:
+        await self.submit(ltx)
+
+    def submit(self, ltx: Ltx) -> asyncio.Future[None]:
+        """Queue ``ltx`` for the writer now; the future resolves once it is durable."""
         ltx.token = self._loop.create_future()
         self._writer.submit(ltx)
-        await ltx.token
+        return ltx.token
 
     # ---- endings -----------------------------------------------------------------------
 

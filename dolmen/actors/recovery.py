@@ -37,11 +37,35 @@ def plan_recovery(conn: sqlite3.Connection, reader: sqlite3.Connection, now: flo
     clean = conn.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
     was_clean = clean is None or clean[0] == "1"
     plan = RecoveryPlan(Ltx(statements=[set_meta("clean_shutdown", "0")]), [], [])
-    for row in db.unfinished(reader):
+    _plan(plan, reader, db.unfinished(reader), was_clean, now)
+    return plan
+
+
+def plan_takeover(
+    reader: sqlite3.Connection, rows: list[db.ExecutionRow], now: float
+) -> RecoveryPlan:
+    """The executions of a replayer whose lease lapsed: its process ended uncleanly.
+
+    Counted like a host crash, so an activity that kills every replayer it runs on fails
+    its execution after ``CRASH_LIMIT`` takeovers instead of killing the cluster's nodes.
+    """
+    plan = RecoveryPlan(Ltx(), [], [])
+    _plan(plan, reader, rows, False, now)
+    return plan
+
+
+def _plan(
+    plan: RecoveryPlan,
+    reader: sqlite3.Connection,
+    rows: list[db.ExecutionRow],
+    was_clean: bool,
+    now: float,
+) -> None:
+    for row in rows:
         history = db.load_history(reader, row.eid)
         count = 0
         if not was_clean and _may_run_activities(history):
-            count = _crash_count(conn, row.eid, len(history))
+            count = _crash_count(reader, row.eid, len(history))
             plan.ltx.statements.append(
                 (
                     "UPDATE executions SET crash_count = ?, crash_mark = ? WHERE eid = ?",
@@ -52,7 +76,6 @@ def plan_recovery(conn: sqlite3.Connection, reader: sqlite3.Connection, now: flo
             plan.failed.append((row, _fail(plan.ltx, row, history, count, now)))
         else:
             plan.resumable.append(row)
-    return plan
 
 
 def _fail(

@@ -133,8 +133,11 @@ class ReplayerActor:
         return {"node": node_label(), "cpus": node_cpus()}
 
     def register(self, workflows: list[Workflow]) -> None:
-        for workflow in workflows:
-            register(workflow)
+        if self._host is not None:
+            self._host.register(workflows)  # also resumes executions parked for this code
+        else:
+            for workflow in workflows:
+                register(workflow)
 
     async def adopt(
         self,
@@ -176,7 +179,8 @@ class ReplayerActor:
                 log.warning("replayer %s lost its lease; dropping its executions", self._id)
                 self._host.drop_all()
                 self._host.executor.shutdown()
-                ray.actor.exit_actor()
+                self._host = None
+                ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
 
 
 def _host_options(config: dict[str, Any]) -> dict[str, Any]:

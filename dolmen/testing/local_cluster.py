@@ -7,6 +7,7 @@ own Ray session and a process can join only one: drivers join ``cluster.address`
     with LocalCluster() as cluster:          # head without CPUs + node_a, node_b
         subprocess.run(["dolmen", "up", "--address", cluster.address, ...])
         cluster.remove_worker(0)             # kill node_a with every process on it
+        cluster.add_worker({"node_c": 1})    # a node joins
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ class LocalCluster:
         self.head: str = info["head"]
         self.workers: list[str] = [w["node_id"] for w in info["workers"]]
         self.resources: list[dict[str, float]] = [w["resources"] for w in info["workers"]]
+        self._removed: set[int] = set()
+
+    @property
+    def live_workers(self) -> list[str]:
+        """Node ids of the worker nodes not removed (``workers`` keeps every index)."""
+        return [w for i, w in enumerate(self.workers) if i not in self._removed]
 
     def remove_worker(self, index: int) -> None:
         """Kill worker node ``index``: its raylet and every process on it, at once."""
@@ -61,6 +68,16 @@ class LocalCluster:
         answer = self._process.stdout.readline().strip()
         if answer != "removed":
             raise RuntimeError(f"removing worker node {index} failed: {answer!r}")
+        self._removed.add(index)
+
+    def add_worker(self, resources: dict[str, float] | None = None) -> str:
+        """Start one more worker node (a node joining the cluster); returns its node id."""
+        self._process.stdin.write(f"add {json.dumps(resources or {})}\n")
+        self._process.stdin.flush()
+        answer = json.loads(self._process.stdout.readline())
+        self.workers.append(answer["node_id"])
+        self.resources.append(answer["resources"])
+        return answer["node_id"]
 
     def close(self) -> None:
         if self._process.poll() is not None:
@@ -79,8 +96,12 @@ class LocalCluster:
 
 
 def _serve(spec: dict[str, Any]) -> None:
+    import os
+
     from ray.cluster_utils import Cluster
 
+    # As for dolmen's embedded local Ray: workers at normal priority, not Ray's nice 15.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": spec["head_cpus"], "include_dashboard": False},
@@ -102,6 +123,12 @@ def _serve(spec: dict[str, Any]) -> None:
             if command[:1] == ["remove"]:
                 cluster.remove_node(nodes[int(command[1])], allow_graceful=False)
                 print("removed", flush=True)
+            elif command[:1] == ["add"]:
+                resources = json.loads(line.split(maxsplit=1)[1])
+                nodes.append(cluster.add_node(num_cpus=spec["cpus"], resources=resources))
+                cluster.wait_for_nodes()
+                answer = {"node_id": nodes[-1].node_id, "resources": resources}
+                print(json.dumps(answer), flush=True)
     finally:
         cluster.shutdown()
 

@@ -6,7 +6,8 @@ actor) and two worker nodes with two CPUs each and a custom resource (``node_a``
 address, as the README's cluster section does it: ``dolmen up`` starts the runtime, other
 processes submit and wait, and the test reads the SQLite file itself afterwards.
 
-The tests run in file order and share the cluster; the last one removes a worker node.
+The tests run in file order and share the cluster; the last two remove a worker node and
+add another.
 """
 
 from __future__ import annotations
@@ -54,7 +55,9 @@ def label(node_id: str) -> str:
     return node_id[:NODE_LABEL_LENGTH]
 
 
-def run(cluster: LocalCluster, database: str, *argv: str) -> subprocess.CompletedProcess[str]:
+def run(
+    cluster: LocalCluster, database: str, *argv: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """One driver process: the ``dolmen`` command, or the test driver (``driver ...``)."""
     if argv[0] == "driver":
         command = [sys.executable, "-m", "tests.cluster.driver", *argv[1:]]
@@ -64,7 +67,8 @@ def run(cluster: LocalCluster, database: str, *argv: str) -> subprocess.Complete
     done = subprocess.run(
         command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300
     )
-    assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
+    if check:
+        assert done.returncode == 0, f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
 
@@ -78,7 +82,7 @@ def up(cluster: LocalCluster, database: str) -> str:
         "--lease",
         str(LEASE_SECONDS),
     ).stdout
-    for worker in cluster.workers:  # a replayer on each worker node
+    for worker in cluster.live_workers:  # a replayer on each worker node
         assert f"replayer-{label(worker)}" in out, out
     return out
 
@@ -199,6 +203,16 @@ def test_a_restarted_storage_actor_resumes_every_execution(cluster, tmp_path):
     run(cluster, database, "down")
 
 
+def test_an_activity_that_kills_every_replayer_fails_instead_of_looping(cluster, tmp_path):
+    database = str(tmp_path / "doomed.db")
+    up(cluster, database)
+    [doomed] = start(cluster, database, "doomed", "tests.cluster.workflows:doomed", 1)
+    done = run(cluster, database, "result", doomed, "--wait", "--timeout", "120", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "HostCrashLoop" in done.stdout + done.stderr
+    run(cluster, database, "down")
+
+
 def test_losing_a_worker_node_mid_run_loses_nothing(cluster, tmp_path):
     database = str(tmp_path / "failover.db")
     up(cluster, database)
@@ -212,4 +226,19 @@ def test_losing_a_worker_node_mid_run_loses_nothing(cluster, tmp_path):
     per_execution = {i: nodes_of(h) for i, h in histories(database, ids).items()}
     moved = [i for i, nodes in per_execution.items() if set(nodes) == {lost, kept}]
     assert moved, per_execution  # executions the lost node ran were finished by the other
+    run(cluster, database, "down")
+
+
+def test_a_node_that_joins_gets_a_replayer_and_work(cluster, tmp_path):
+    database = str(tmp_path / "joined.db")
+    up(cluster, database)  # one worker node is left after the previous test
+    joined = label(cluster.add_worker({"node_c": 1.0}))
+    deadline = time.monotonic() + 60
+    while f"replayer-{joined}" not in run(cluster, database, "up").stdout:
+        assert time.monotonic() < deadline, "no replayer on the new node within 60 s"
+        time.sleep(1.0)
+    ids = start(cluster, database, "joined", "tests.cluster.workflows:fiboa", 6, 22, 3)
+    assert results(cluster, database, ids) == [17711] * 6
+    ran_on = set().union(*(nodes_of(h) for h in histories(database, ids).values()))
+    assert joined in ran_on
     run(cluster, database, "down")

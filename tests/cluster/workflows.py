@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import dolmen
 from examples.fibo import fibo, fiboa  # noqa: F401 - the runtime imports them from here
 
@@ -24,3 +26,13 @@ async def family(n: int) -> int:
     """Two child workflows; unloaded whenever it waits, so its replayer reloads it."""
     a, b = await dolmen.gather(fiboa(n, 2), fiboa(n - 1, 2))
     return a + b
+
+
+@dolmen.activity(retries=0)
+def exit_process() -> None:
+    os._exit(3)  # takes its replayer's whole process down, every time
+
+
+@dolmen.workflow
+async def doomed() -> None:
+    await exit_process()
