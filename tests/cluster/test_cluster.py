@@ -182,6 +182,18 @@ def test_work_spreads_over_the_worker_nodes_and_any_driver_reads_it(cluster, tmp
         child_nodes = set().union(*(nodes_of(h) for h in histories(database, children).values()))
         assert len(child_nodes) == 1 and child_nodes <= set(workers)
 
+    # Signals and cancellation reach executions on replayers (the head runs none) through
+    # the storage actor.
+    greeted, cancelled = start(cluster, database, "greeter", "tests.cluster.workflows:greeter", 2)
+    run(cluster, database, "signal", greeted, "name", "ray")
+    run(cluster, database, "cancel", cancelled)
+    assert json.loads(run(cluster, database, "result", greeted, "--wait").stdout) == "hello ray"
+    gone = run(cluster, database, "result", cancelled, "--wait", check=False)
+    assert gone.returncode == 1 and "cancelled" in gone.stdout + gone.stderr
+    kinds = {i: [e.kind for e in h] for i, h in histories(database, [greeted, cancelled]).items()}
+    assert Kind.SIGNAL_RECEIVED in kinds[greeted]
+    assert Kind.CANCEL_REQUESTED in kinds[cancelled]
+
     status = run(cluster, database, "status", "spread-0", "--json").stdout
     assert json.loads(status)["status"] == "finished"
     down = run(cluster, database, "down").stdout

@@ -36,3 +36,9 @@ def exit_process() -> None:
 @dolmen.workflow
 async def doomed() -> None:
     await exit_process()
+
+
+@dolmen.workflow
+async def greeter() -> str:
+    name = await dolmen.wait_signal("name")
+    return f"hello {name}"
