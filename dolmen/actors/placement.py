@@ -38,13 +38,23 @@ def ensure_ray(address: str | None = None) -> None:
     # Ray starts workers at nice 15; the host actor is the engine's hot path, so a locally
     # started Ray gives its workers normal priority unless the user chose otherwise.
     os.environ.setdefault("RAY_worker_niceness", "0")
-    ray.init(
-        address=address,
-        namespace=NAMESPACE,
-        include_dashboard=False,
-        configure_logging=True,
-        logging_level="WARNING",
-    )
+    try:
+        ray.init(
+            address=address,
+            namespace=NAMESPACE,
+            include_dashboard=False,
+            configure_logging=True,
+            logging_level="WARNING",
+        )
+    except ConnectionError as exc:
+        if address and not os.environ.get("RAY_AUTH_MODE"):
+            # `ray start` clusters require a token since Ray 2.59; the failure says nothing.
+            raise ConnectionError(
+                f"{exc} (if the cluster uses token authentication, as `ray start` sets up "
+                "by default, set RAY_AUTH_MODE=token; the token comes from "
+                "~/.ray/auth_token or RAY_AUTH_TOKEN)"
+            ) from None
+        raise
 
 
 def host_name(db_path: str) -> str:

@@ -8,6 +8,8 @@
 - ``replay_history(workflow, path)`` replays a saved ``dolmen history ID --json`` file.
 - ``Simulation`` is the in-memory runner underneath, for tests of your own.
 - ``dolmen_runtime`` is a pytest fixture: a ``Client`` on a temporary database (needs Ray).
+- ``dolmen.testing.local_cluster.LocalCluster`` starts a several-node Ray cluster on this
+  machine (in a child process) for tests of cluster behaviour: placement, losing a node.
 """
 
 from dolmen.testing.determinism import (
