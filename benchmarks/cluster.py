@@ -7,7 +7,8 @@ keeps every core busy, not added hardware. Each workload runs twice in one sessi
 - one host: ``spread=False``, everything in the storage actor's process (the embedded
   design, on the head node);
 - spread: a replayer on each worker node holds leases on its executions, and every commit
-  crosses a process boundary to the storage actor (batched per event-loop turn).
+  crosses a process boundary to the storage actor (batched per event-loop turn); one
+  workflow's fan-out fills its own node's native pool, then overflows to the other node.
 
 The bare baseline is the same fibo kernel in a plain loop in this process, divided by the
 worker CPUs. The cluster lives in a child process of its own (a process joins one Ray).
@@ -55,6 +56,7 @@ def _measure(quick: bool) -> list[Row]:
     from dolmen.testing.local_cluster import LocalCluster
 
     n, iterations, executions = (30, 8, 4) if quick else (35, 10, 8)
+    fan_out = iterations * executions // 2
     throughput_count = 200 if quick else 1000
 
     def say(message: str) -> None:
@@ -75,9 +77,7 @@ def _measure(quick: bool) -> list[Row]:
                 client.run(wf.noop_steps, 1, True)  # code shipped, replayers warm
                 say(f"{where}: {executions} x fibo({n}) x {iterations} sequential, native")
                 started = time.perf_counter()
-                handles = client.start_many(
-                    wf.sequential, [(n, iterations, "native")] * executions
-                )
+                handles = client.start_many(wf.sequential, [(n, iterations, "native")] * executions)
                 client.results(handles)
                 seconds = time.perf_counter() - started
                 rows.append(
@@ -89,6 +89,21 @@ def _measure(quick: bool) -> list[Row]:
                         "bare_seconds": bare,
                         "bare_kind": f"native loop / {WORKER_CPUS} worker CPUs",
                         "ratio_to_bare": seconds / bare,
+                    }
+                )
+                say(f"{where}: one workflow, fibo({n}) x {fan_out} as a join set, native")
+                started = time.perf_counter()
+                client.run(wf.parallel, n, fan_out, "native")
+                seconds = time.perf_counter() - started
+                rows.append(
+                    {
+                        "id": f"cluster.fan-out.{'spread' if spread else 'one-host'}",
+                        "workload": f"cluster, {where}: one workflow, fibo({n}) x {fan_out} "
+                        "concurrent, native",
+                        "seconds": seconds,
+                        "bare_seconds": bare * fan_out / (iterations * executions),
+                        "bare_kind": f"native loop / {WORKER_CPUS} worker CPUs",
+                        "ratio_to_bare": seconds / (bare * fan_out / (iterations * executions)),
                     }
                 )
                 say(f"{where}: {throughput_count} 3-step workflows (inline steps)")

@@ -64,7 +64,9 @@ def test_only_the_lease_holder_of_the_current_epoch_appends(ray_session, tmp_pat
                 Kind.ACTIVITY_SCHEDULED,
             ]
 
-            # The holder goes silent: fenced, and its execution replayed here.
+            # The holder goes silent: fenced, and its execution replayed here (the other
+            # record leaves too: with no process behind it, it could not hear of peers).
+            del coordinator.replayers[other.id]
             clock.now += 6.0
             await coordinator.expire(holder, "its lease lapsed")
             late = await coordinator.commit("holder", coordinator.epoch, write)

@@ -171,6 +171,14 @@ class Coordinator:
         replayer.known = set(self.workflows)
         self.replayers[name] = replayer
         log.info("replayer %s on node %s (%d CPUs)", name, info["node"], info["cpus"])
+        self._publish_peers()
+
+    def _publish_peers(self) -> None:
+        """Tell every host which other nodes' native pools it may overflow to."""
+        peers = [(r.handle, r.node, r.cpus) for r in self.replayers.values()]
+        self.host.executor.peers.set(peers)
+        for replayer in self.replayers.values():
+            replayer.handle.set_peers.remote([p for p in peers if p[1] != replayer.node])
 
     async def expire(self, replayer: Replayer, why: str) -> None:
         """Fence ``replayer``, then give its executions to other hosts.
@@ -179,6 +187,7 @@ class Coordinator:
         """
         if self.replayers.pop(replayer.id, None) is not None:
             log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
+            self._publish_peers()
             try:
                 ray.kill(replayer.handle, no_restart=True)
             except Exception:  # noqa: BLE001 - its node may be gone already

@@ -19,6 +19,7 @@ import concurrent.futures
 import os
 from typing import Any
 
+from dolmen.actors.peers import Peer, PeerPool
 from dolmen.runtime import codec
 from dolmen.runtime.decorators import Activity
 from dolmen.runtime.replay import error_fields
@@ -74,6 +75,8 @@ class ActivityExecutor:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._native: concurrent.futures.ThreadPoolExecutor | None = None
         self._workers: WorkerPool | None = None
+        self._native_inflight = 0
+        self.peers = PeerPool()  # other nodes' native pools, on a cluster
 
     @property
     def native_threads(self) -> int:
@@ -96,13 +99,56 @@ class ActivityExecutor:
         return self._pool
 
     async def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
-        """One attempt; raises ``AttemptFailed`` on error or timeout."""
+        """One attempt here; raises ``AttemptFailed`` on error or timeout."""
+        return (await self.run_placed(act, args_blob, info, spread=False))[0]
+
+    async def run_placed(
+        self, act: Activity, args_blob: bytes, info: ActivityInfo, *, spread: bool = True
+    ) -> tuple[bytes, str | None]:
+        """One attempt, and the node that ran it if that was not this one.
+
+        With ``spread``, a native attempt that finds this node's pool full may go to a
+        peer (see ``peers``); worker processes go wherever Ray placed them.
+        """
         if act.executor == "process":
             if self._workers is None:
                 self._workers = WorkerPool(self.processes)
             return await self._workers.run(act, args_blob, info)
         if act.executor == "subprocess":
-            return await self._supervise(act, args_blob, info)
+            return await self._supervise(act, args_blob, info), None
+        if act.executor != "native":
+            return await self._in_thread(act, args_blob, info), None
+        peer = None
+        if spread and self.peers.peers:
+            now = asyncio.get_running_loop().time()
+            peer = self.peers.choose(self._native_inflight, self.native_threads, now)
+        if peer is not None:
+            return await self._on_peer(peer, act, args_blob, info)
+        self._native_inflight += 1
+        try:
+            return await self._in_thread(act, args_blob, info), None
+        finally:
+            self._native_inflight -= 1
+
+    @property
+    def native_load(self) -> int:
+        """Native attempts here, running or queued (what peers are told)."""
+        return self._native_inflight
+
+    async def _on_peer(
+        self, peer: Peer, act: Activity, args_blob: bytes, info: ActivityInfo
+    ) -> tuple[bytes, str]:
+        try:
+            status, payload, node = await asyncio.wait_for(
+                self.peers.run(peer, act, args_blob, info), act.timeout
+            )
+        except TimeoutError:
+            raise AttemptFailed(_timeout_fields(act), timeout=True, node=peer.node) from None
+        if status == "error":
+            raise AttemptFailed(payload, node=node)
+        return payload, node
+
+    async def _in_thread(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
         future = asyncio.get_running_loop().run_in_executor(
             self._thread_pool(act.executor), invoke, act, args_blob, info
         )
@@ -250,13 +296,14 @@ class WorkerPool:
             return self._spawn()
         return await self._idle.get()
 
-    async def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
+    async def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[bytes, str]:
+        """Result and the node of the worker (Ray places workers on any node with a CPU)."""
         import ray
 
         worker = await self._acquire()
         healthy = True
         try:
-            status, payload = await asyncio.wait_for(
+            status, payload, node = await asyncio.wait_for(
                 worker.run.remote(act, args_blob, info), act.timeout
             )
         except TimeoutError:
@@ -278,8 +325,8 @@ class WorkerPool:
                 ray.kill(worker, no_restart=True)
                 self._created -= 1
         if status == "error":
-            raise AttemptFailed(payload)
-        return payload
+            raise AttemptFailed(payload, node=node)
+        return payload, node
 
     def shutdown(self) -> None:
         import ray

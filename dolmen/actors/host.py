@@ -420,19 +420,19 @@ class Host:
     ) -> None:
         while True:
             info = ActivityInfo(execution.id, position, attempt, activity.name)
-            node = self.node
+            ran_on = None
             try:
                 if activity.executor == "inline":
                     result = _invoke_inline(activity, args, info)
                 elif activity.resources:
-                    result, node = await self.executor.run_on_resources(activity, args, info)
+                    result, ran_on = await self.executor.run_on_resources(activity, args, info)
                 else:
-                    result = await self.executor.run(activity, args, info)
+                    result, ran_on = await self.executor.run_placed(activity, args, info)
             except AttemptFailed as failure:
                 final = attempt > activity.retries
                 data = dict(failure.fields, attempt=attempt, final=final)
-                if failure.node or node:
-                    data["node"] = failure.node or node
+                if self.node:  # on a cluster: which node ran it
+                    data["node"] = failure.node or self.node
                 self._resolve(execution, Event(Kind.ACTIVITY_FAILED, position, data))
                 if final:
                     break
@@ -440,8 +440,8 @@ class Host:
                 attempt += 1
                 continue
             data = {"result": result, "attempt": attempt}
-            if node:
-                data["node"] = node  # on a cluster: which node ran it
+            if self.node:
+                data["node"] = ran_on or self.node
             self._resolve(execution, Event(Kind.ACTIVITY_COMPLETED, position, data))
             break
         execution.tasks.pop(position, None)

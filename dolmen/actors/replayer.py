@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import ray
 
+from dolmen.actors.executor import AttemptFailed
 from dolmen.actors.host import Host
 from dolmen.actors.worker import node_label
-from dolmen.runtime.decorators import Workflow, register
+from dolmen.runtime.decorators import Activity, Workflow, register
 from dolmen.runtime.errors import LeaseLost, StorageError
 from dolmen.runtime.events import Event
+from dolmen.runtime.workflow_api import ActivityInfo
 from dolmen.storage import sqlite as db
 from dolmen.storage.group_commit import Ltx
 
@@ -149,6 +151,29 @@ class ReplayerActor:
             raise LeaseLost(f"adoption under epoch {epoch}, but this replayer holds another")
         self.register(workflows)
         self._host.adopt(items)
+
+    def set_peers(self, peers: list[tuple[Any, str, int]]) -> None:
+        """The other nodes' replayers, where this node's full native pool overflows."""
+        if self._host is not None:
+            self._host.executor.peers.set(peers)
+
+    async def run_native(
+        self, work: list[tuple[int, Activity, bytes, ActivityInfo]]
+    ) -> AsyncIterator[tuple[int, str, Any, str, int]]:
+        """Native attempts from a peer's overflow, each result streamed back when ready,
+        with this node's native load then (how the peer tells idle from busy nodes)."""
+        node = node_label()
+        executor = self._host.executor
+
+        async def attempt(i: int, act: Activity, args: bytes, info: ActivityInfo) -> Any:
+            try:
+                result, _ = await executor.run_placed(act, args, info, spread=False)
+            except AttemptFailed as failure:
+                return i, "error", failure.fields, node, executor.native_load
+            return i, "ok", result, node, executor.native_load
+
+        for done in asyncio.as_completed([attempt(*w) for w in work]):
+            yield await done
 
     async def signal(self, execution_id: str, name: str, value: bytes) -> None:
         await self._host.signal(execution_id, name, value)

@@ -33,10 +33,10 @@ def run_attempt(act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[st
 
 @ray.remote(num_cpus=1, max_restarts=0)
 class PythonWorker:
-    def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[str, Any]:
+    def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[str, Any, str]:
         # Errors travel back as values: cheaper than Ray's exception wrapping, and the
         # fields are exactly what the history records.
         try:
-            return "ok", invoke(act, args_blob, info)
+            return "ok", invoke(act, args_blob, info), node_label()
         except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
-            return "error", error_fields(exc)
+            return "error", error_fields(exc), node_label()

@@ -161,9 +161,10 @@ def test_work_spreads_over_the_worker_nodes_and_any_driver_reads_it(cluster, tmp
     ids = start(cluster, database, "spread", "tests.cluster.workflows:fiboa", 6, 22, 4)
     pinned = start(cluster, database, "pinned", "tests.cluster.workflows:pinned", 2, 20, 3)
     families = start(cluster, database, "family", "tests.cluster.workflows:family", 2, 20)
+    fan_out = start(cluster, database, "fan", "tests.cluster.workflows:fiboa_concurrent", 1, 27, 12)
     # Started by one driver process, waited for by another.
-    expected = [17711] * 6 + [6765] * 2 + [10946] * 2
-    assert results(cluster, database, ids + pinned + families) == expected
+    expected = [17711] * 6 + [6765] * 2 + [10946] * 2 + [196418]
+    assert results(cluster, database, ids + pinned + families + fan_out) == expected
 
     recorded = histories(database, ids + pinned)
     per_execution = {i: nodes_of(h) for i, h in recorded.items()}
@@ -175,6 +176,11 @@ def test_work_spreads_over_the_worker_nodes_and_any_driver_reads_it(cluster, tmp
     node_b = label(cluster.workers[[*map(tuple, cluster.resources)].index(("node_b",))])
     for execution_id in pinned:  # resources={"node_b": 1}: only node_b qualifies
         assert per_execution[execution_id] == Counter({node_b: 3})
+
+    # One workflow's 12 concurrent native steps: its node's 2 CPUs are busy with the
+    # first two, so the rest are shared with the other node's pool.
+    [fan_nodes] = [nodes_of(h) for h in histories(database, fan_out).values()]
+    assert set(fan_nodes) == set(workers) and sum(fan_nodes.values()) == 12
 
     for parent in families:  # a tree stays on one host: children ran where the parent was
         children = children_of(database, parent)

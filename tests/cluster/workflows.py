@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import dolmen
-from examples.fibo import fibo, fiboa  # noqa: F401 - the runtime imports them from here
+from examples.fibo import fibo, fiboa, fiboa_concurrent  # noqa: F401 - the runtime imports them
 
 
 @dolmen.activity(executor="native", resources={"node_b": 1})

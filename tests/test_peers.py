@@ -1,0 +1,40 @@
+"""Where a native attempt goes when its node's pool is full (no Ray: the choice only)."""
+
+from __future__ import annotations
+
+from dolmen.actors.peers import PeerPool
+
+
+def test_peers_take_work_only_once_the_local_pool_is_full():
+    pool = PeerPool()
+    pool.set([(None, "b", 2), (None, "c", 4)])
+    assert pool.choose(local_inflight=1, local_slots=2, now=0.0) is None
+    # Local is full (2/2): the least loaded relative to its CPUs wins.
+    assert pool.choose(local_inflight=2, local_slots=2, now=0.0).node == "b"
+    b, c = pool.peers
+    b.inflight = 1  # b at 1/2, c at 0/4
+    assert pool.choose(2, 2, now=0.0) is c
+    c.inflight, b.inflight = 4, 2  # everyone full: local keeps it (first on a tie)
+    assert pool.choose(2, 2, now=0.0) is None
+    c.dead, c.inflight, b.inflight = True, 0, 2
+    assert pool.choose(2, 2, now=0.0) is None  # a dead peer is never chosen
+
+
+def test_a_peer_busy_with_its_own_work_is_left_alone_while_its_report_is_fresh():
+    pool = PeerPool()
+    pool.set([(None, "b", 2)])
+    [b] = pool.peers
+    b.reported, b.reported_at = 6, 10.0  # its own queue: 6 native attempts on 2 CPUs
+    assert pool.choose(4, 2, now=10.5) is None  # 4/2 here beats 6/2 there
+    assert pool.choose(8, 2, now=10.5) is b
+    assert pool.choose(4, 2, now=11.5) is b  # the report is stale: probe it again
+
+
+def test_membership_keeps_counts_of_known_peers():
+    pool = PeerPool()
+    pool.set([(None, "b", 2)])
+    pool.peers[0].inflight = 2
+    pool.set([(None, "b", 2), (None, "c", 0)])
+    assert [(p.node, p.inflight, p.slots) for p in pool.peers] == [("b", 2, 2), ("c", 0, 1)]
+    pool.set([])
+    assert pool.choose(5, 2, now=0.0) is None
