@@ -11,7 +11,8 @@ keeps every core busy, not added hardware. Each workload runs twice in one sessi
   workflow's fan-out fills its own node's native pool, then overflows to the other node.
 
 The bare baseline is the same fibo kernel in a plain loop in this process, divided by the
-worker CPUs. The cluster lives in a child process of its own (a process joins one Ray).
+worker CPUs, timed right before each workload (this VM's speed drifts within a run). The
+cluster lives in a child process of its own (a process joins one Ray).
 """
 
 from __future__ import annotations
@@ -65,10 +66,13 @@ def _measure(quick: bool) -> list[Row]:
     rows: list[Row] = []
     with LocalCluster(cpus_per_worker=1) as cluster, tempfile.TemporaryDirectory() as scratch:
         ray.init(address=cluster.address, namespace="dolmen", logging_level="ERROR")
-        started = time.perf_counter()
-        for _ in range(iterations * executions):
-            native.fibo(n)
-        bare = (time.perf_counter() - started) / WORKER_CPUS
+
+        def bare(count: int) -> float:
+            started = time.perf_counter()
+            for _ in range(count):
+                native.fibo(n)
+            return (time.perf_counter() - started) / WORKER_CPUS
+
         for spread in (False, True):
             where = "spread over 2 worker nodes" if spread else "one host (storage node)"
             path = os.path.join(scratch, f"spread-{spread}.db")
@@ -76,6 +80,7 @@ def _measure(quick: bool) -> list[Row]:
             try:
                 client.run(wf.noop_steps, 1, True)  # code shipped, replayers warm
                 say(f"{where}: {executions} x fibo({n}) x {iterations} sequential, native")
+                baseline = bare(iterations * executions)
                 started = time.perf_counter()
                 handles = client.start_many(wf.sequential, [(n, iterations, "native")] * executions)
                 client.results(handles)
@@ -86,12 +91,13 @@ def _measure(quick: bool) -> list[Row]:
                         "workload": f"cluster, {where}: {executions} workflows x "
                         f"fibo({n}) x {iterations}, native",
                         "seconds": seconds,
-                        "bare_seconds": bare,
+                        "bare_seconds": baseline,
                         "bare_kind": f"native loop / {WORKER_CPUS} worker CPUs",
-                        "ratio_to_bare": seconds / bare,
+                        "ratio_to_bare": seconds / baseline,
                     }
                 )
                 say(f"{where}: one workflow, fibo({n}) x {fan_out} as a join set, native")
+                baseline = bare(fan_out)
                 started = time.perf_counter()
                 client.run(wf.parallel, n, fan_out, "native")
                 seconds = time.perf_counter() - started
@@ -101,9 +107,9 @@ def _measure(quick: bool) -> list[Row]:
                         "workload": f"cluster, {where}: one workflow, fibo({n}) x {fan_out} "
                         "concurrent, native",
                         "seconds": seconds,
-                        "bare_seconds": bare * fan_out / (iterations * executions),
+                        "bare_seconds": baseline,
                         "bare_kind": f"native loop / {WORKER_CPUS} worker CPUs",
-                        "ratio_to_bare": seconds / (bare * fan_out / (iterations * executions)),
+                        "ratio_to_bare": seconds / baseline,
                     }
                 )
                 say(f"{where}: {throughput_count} 3-step workflows (inline steps)")
