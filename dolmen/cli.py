@@ -89,7 +89,7 @@ def reader(args: argparse.Namespace) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def runtime(args: argparse.Namespace) -> Iterator[Any]:
+def runtime(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
     """A client of the runtime that owns the database (starting a local Ray if embedded).
 
     Closing it shuts the host down only if this process created it, so a `dolmen signal`
@@ -99,7 +99,7 @@ def runtime(args: argparse.Namespace) -> Iterator[Any]:
 
     path = os.path.abspath(db_path(args))
     try:
-        client = Client(path, address=args.address)
+        client = Client(path, address=args.address, **options)
     except ConnectionError as exc:
         where = args.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
         raise DolmenError(f"cannot connect to {where}: {exc}") from None
@@ -218,29 +218,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def require_cluster(args: argparse.Namespace) -> None:
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        raise DolmenError(
+            f"`dolmen {args.command}` acts on a Ray cluster: give --address or set RAY_ADDRESS "
+            "(on one machine without a cluster, `dolmen serve` keeps a runtime up)"
+        )
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start a runtime that outlives this command: a storage actor here, replayers elsewhere."""
-    from dolmen.runtime.client import Client
-
+    require_cluster(args)
     workflows = import_modules(args.module)
-    path = os.path.abspath(db_path(args))
-    try:
-        client = Client(
-            path,
-            address=args.address,
-            spread=not args.one_node,
-            lease_seconds=args.lease,
-            detached=True,
-        )
-    except ConnectionError as exc:
-        where = args.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
-        raise DolmenError(f"cannot connect to {where}: {exc}") from None
-    try:
+    options = dict(spread=not args.one_node, lease_seconds=args.lease, detached=True)
+    with runtime(args, **options) as client:
         if workflows:
             client.register(*workflows)
         info = client.host_info()
-    finally:
-        client.close()
     print(f"dolmen: runtime up for {info['db_path']} (storage actor pid {info['pid']})")
     hosts = info.get("hosts") or [
         {"host": "storage", "node": str(info["node_id"])[:12], "cpus": "", "executions": ""}
@@ -254,6 +248,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     from dolmen.actors import placement
 
+    require_cluster(args)
     path = os.path.abspath(db_path(args))
     try:
         placement.ensure_ray(args.address)

@@ -163,6 +163,19 @@ def test_bad_arguments_fail_before_starting_ray(capsys, tmp_path):
     assert code == 2 and "too many positional arguments" in err
 
 
+@pytest.mark.parametrize("command", ["up", "down"])
+def test_up_and_down_need_a_cluster(capsys, monkeypatch, tmp_path, command):
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    was_up = ray.is_initialized()
+    code, out, err = run_cli(capsys, command, "--db", str(tmp_path / "d.db"))
+    assert code == 2 and out == ""
+    assert f"`dolmen {command}` acts on a Ray cluster" in err and "--address" in err
+    assert ray.is_initialized() == was_up  # refused before starting a local Ray
+    assert not os.path.exists(tmp_path / "d.db")
+
+
 def test_database_path_from_environment(capsys, monkeypatch, populated):
     path, ids = populated
     monkeypatch.setenv("DOLMEN_DB", path)

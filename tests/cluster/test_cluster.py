@@ -204,6 +204,8 @@ def test_work_spreads_over_the_worker_nodes_and_any_driver_reads_it(cluster, tmp
     assert json.loads(status)["status"] == "finished"
     down = run(cluster, database, "down").stdout
     assert "stopped" in down
+    again = run(cluster, database, "down", check=False)
+    assert again.returncode == 2 and "no dolmen runtime for" in again.stderr
 
 
 def test_a_restarted_storage_actor_resumes_every_execution(cluster, tmp_path):
