@@ -633,7 +633,10 @@ def main(argv: list[str] | None = None) -> int:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        # Now, not at exit: Ray's exit hooks may end the process before buffers are written.
+        sys.stdout.flush()
+        return code
     except DolmenError as exc:
         error(str(remote_cause(exc)))
         return EXIT_ERROR

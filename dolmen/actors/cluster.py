@@ -105,10 +105,16 @@ class Coordinator:
 
     async def _watch(self) -> None:
         tick = max(0.2, self.lease_seconds / 4)
-        last_scan = 0.0
+        last_scan = last_tick = self._clock()
         while True:
             await asyncio.sleep(tick)
             now = self._clock()
+            if now - last_tick > tick + self.lease_seconds / 2:
+                # This process stalled (GC, a slow call, a starved CPU): the heartbeats that
+                # queued meanwhile are not processed yet. Blame nobody for our own pause.
+                for replayer in self.replayers.values():
+                    replayer.last_seen = max(replayer.last_seen, now - self.lease_seconds / 2)
+            last_tick = now
             for replayer in list(self.replayers.values()):
                 if now - replayer.last_seen > self.lease_seconds:
                     try:
@@ -163,7 +169,7 @@ class Coordinator:
         except Exception as exc:  # noqa: BLE001 - a node that cannot host one is skipped
             log.warning("no replayer on node %s: %s", node_id, exc)
             if handle is not None:
-                ray.kill(handle, no_restart=True)
+                _kill_soon(handle)
             return
         finally:
             self._spawning.discard(node_id)
@@ -188,10 +194,7 @@ class Coordinator:
         if self.replayers.pop(replayer.id, None) is not None:
             log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
             self._publish_peers()
-            try:
-                ray.kill(replayer.handle, no_restart=True)
-            except Exception:  # noqa: BLE001 - its node may be gone already
-                pass
+            _kill_soon(replayer.handle)
         leased, replayer.eids = replayer.eids, {}
         for eid, execution_id in leased.items():
             self._ids.pop(eid, None)
@@ -417,6 +420,19 @@ class Coordinator:
                 ray.kill(r.handle, no_restart=True)
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _kill_soon(handle: Any) -> None:
+    """``ray.kill`` in a thread: for an actor on a dead node it can block for seconds, and
+    this loop must keep answering the live replayers' heartbeats meanwhile."""
+
+    def kill() -> None:
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:  # noqa: BLE001 - its node may be gone already
+            pass
+
+    asyncio.get_running_loop().run_in_executor(None, kill)
 
 
 def _importable(workflow_name: str) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import ray
+
 import dolmen
 from dolmen.actors import placement
 
@@ -25,6 +27,8 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--prefix", default="wf")
     args = parser.parse_args()
+    # Our stdout is the answer: no worker logs mixed into it.
+    ray.init(address=args.address, namespace=placement.NAMESPACE, log_to_driver=False)
     client = dolmen.Client(args.db, address=args.address)
     if args.command == "start":
         workflow, count, *values = args.rest
@@ -33,17 +37,19 @@ def main() -> None:
             [tuple(json.loads(v) for v in values)] * int(count),
             ids=[f"{args.prefix}-{i}" for i in range(int(count))],
         )
-        print(json.dumps([h.id for h in handles]))
+        answer = [h.id for h in handles]
     elif args.command == "results":
         handles = [client.handle(i) for i in args.rest]
-        print(json.dumps(client.results(handles, timeout=240)))
+        answer = client.results(handles, timeout=240)
     elif args.command == "kill-storage":
-        import ray
-
         actor = ray.get_actor(placement.host_name(client.db_path), namespace=placement.NAMESPACE)
         ray.kill(actor, no_restart=False)
-        print(json.dumps("killed"))
+        answer = "killed"
+    else:
+        parser.error(f"unknown command {args.command!r}")
     client.close()
+    # Flushed now: a Ray driver's exit may end the process before buffers are written.
+    print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":

@@ -96,7 +96,9 @@ def start(cluster: LocalCluster, database: str, prefix: str, workflow: str, coun
 
 
 def results(cluster: LocalCluster, database: str, ids: list[str]) -> list[Any]:
-    return json.loads(run(cluster, database, "driver", "results", *ids).stdout)
+    done = run(cluster, database, "driver", "results", *ids)
+    assert done.stdout.strip(), f"no results printed; stderr:\n{done.stderr[-3000:]}"
+    return json.loads(done.stdout)
 
 
 def histories(database: str, ids: list[str]) -> dict[str, list[Any]]:
@@ -244,8 +246,11 @@ def test_losing_a_worker_node_mid_run_loses_nothing(cluster, tmp_path):
     assert results(cluster, database, ids) == [FIBO_33] * 8
     assert_consistent(database, ids, steps=60)
     per_execution = {i: nodes_of(h) for i, h in histories(database, ids).items()}
-    moved = [i for i, nodes in per_execution.items() if set(nodes) == {lost, kept}]
-    assert moved, per_execution  # executions the lost node ran were finished by the other
+    # Executions the lost node ran were finished elsewhere (normally by the other worker;
+    # by the storage node's own host if no replayer was alive for a moment).
+    moved = [i for i, nodes in per_execution.items() if lost in nodes and len(nodes) > 1]
+    assert moved, per_execution
+    assert kept in set().union(*per_execution.values())
     run(cluster, database, "down")
 
 
