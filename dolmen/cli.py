@@ -626,12 +626,37 @@ def add_progress(p: argparse.ArgumentParser) -> None:
 # ---- entry point ---------------------------------------------------------------------------
 
 
+class MainThreadStdout:
+    """Standard output for this thread only; other threads' writes go to standard error.
+
+    Ray's background threads print cluster events ("the node ... has been marked dead")
+    and worker logs to ``sys.stdout``; a command's own output, JSON that scripts parse,
+    must stay alone there.
+    """
+
+    def __init__(self, out: TextIO, err: TextIO) -> None:
+        self._out, self._err = out, err
+        self._owner = threading.get_ident()
+
+    def write(self, text: str) -> int:
+        target = self._out if threading.get_ident() == self._owner else self._err
+        return target.write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+        self._err.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._out, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Like `python -m`: workflow modules in the current directory are importable, here and
     # (Ray hands the driver's sys.path on) in the runtime's worker processes.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    stdout, sys.stdout = sys.stdout, MainThreadStdout(sys.stdout, sys.stderr)
     try:
         code = args.handler(args)
         # Now, not at exit: Ray's exit hooks may end the process before buffers are written.
@@ -643,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dolmen: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -440,3 +440,19 @@ def test_run_end_to_end_in_a_subprocess(tmp_path):
     doc = json.loads(status.stdout)
     assert doc["status"] == "finished" and doc["result"] == 55
     assert doc["events"] == 1 + 2 * 3 + 1
+
+
+def test_other_threads_cannot_write_into_the_commands_output():
+    import io
+    import threading
+
+    out, err = io.StringIO(), io.StringIO()
+    stdout = cli.MainThreadStdout(out, err)
+    stdout.write('{"result": 1}\n')
+    noise = threading.Thread(
+        target=print, args=("(raylet) node marked dead",), kwargs={"file": stdout}
+    )
+    noise.start()
+    noise.join()
+    assert out.getvalue() == '{"result": 1}\n'
+    assert err.getvalue() == "(raylet) node marked dead\n"

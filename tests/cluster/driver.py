@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import ray
 
 import dolmen
 from dolmen.actors import placement
+from dolmen.cli import MainThreadStdout
 
 
 def main() -> None:
@@ -27,6 +29,8 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--prefix", default="wf")
     args = parser.parse_args()
+    answer_to = sys.stdout
+    sys.stdout = MainThreadStdout(sys.stdout, sys.stderr)  # Ray's cluster events go to stderr
     # Our stdout is the answer: no worker logs mixed into it.
     ray.init(address=args.address, namespace=placement.NAMESPACE, log_to_driver=False)
     client = dolmen.Client(args.db, address=args.address)
@@ -49,7 +53,7 @@ def main() -> None:
         parser.error(f"unknown command {args.command!r}")
     client.close()
     # Flushed now: a Ray driver's exit may end the process before buffers are written.
-    print(json.dumps(answer), flush=True)
+    print(json.dumps(answer), file=answer_to, flush=True)
 
 
 if __name__ == "__main__":

@@ -97,8 +97,10 @@ def start(cluster: LocalCluster, database: str, prefix: str, workflow: str, coun
 
 def results(cluster: LocalCluster, database: str, ids: list[str]) -> list[Any]:
     done = run(cluster, database, "driver", "results", *ids)
-    assert done.stdout.strip(), f"no results printed; stderr:\n{done.stderr[-3000:]}"
-    return json.loads(done.stdout)
+    try:
+        return json.loads(done.stdout)
+    except ValueError:
+        pytest.fail(f"not JSON:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}")
 
 
 def histories(database: str, ids: list[str]) -> dict[str, list[Any]]:
