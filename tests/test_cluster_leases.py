@@ -85,3 +85,32 @@ def test_only_the_lease_holder_of_the_current_epoch_appends(ray_session, tmp_pat
 
 def host_history(host: Host, eid: int) -> list:
     return db.load_history(host._reader, eid)
+
+
+def test_recovered_trees_are_spread_but_never_split(ray_session, tmp_path):
+    async def scenario() -> None:
+        host = Host(str(tmp_path / "trees.db"), node="storage")
+        coordinator = Coordinator(host, "storage", "dolmen", {}, lease_seconds=5.0)
+        await host.open_writer()
+        try:
+            for name in ("a", "b"):
+                replayer = Replayer(name, None, f"node-{name}", f"node-{name}", 2, 0.0)
+                coordinator.replayers[name] = replayer
+            rows = []
+            for root in ("t1", "t2", "t3", "t4"):
+                for execution_id in (root, f"{root}/0", f"{root}/0/3"):
+                    _, row, _ = await host.create(
+                        fiboa, fiboa.encode_args((1, 1), {}), execution_id
+                    )
+                    rows.append(row)
+            assert coordinator.place(rows) == []  # the storage node has no CPUs: none stay
+            owners = {root: {coordinator.owner[r.id] for r in rows if r.id.startswith(root)}
+                      for root in ("t1", "t2", "t3", "t4")}  # fmt: skip
+            assert all(len(o) == 1 for o in owners.values())  # a tree on one host
+            assert sorted(o.pop() for o in owners.values()) == ["a", "a", "b", "b"]
+        finally:
+            for replayer in coordinator.replayers.values():
+                replayer.outbox.clear()  # nothing behind these records to adopt them
+            await host.close()
+
+    asyncio.run(scenario())

@@ -186,11 +186,11 @@ def test_work_spreads_over_the_worker_nodes_and_any_driver_reads_it(cluster, tmp
     [fan_nodes] = [nodes_of(h) for h in histories(database, fan_out).values()]
     assert set(fan_nodes) == set(workers) and sum(fan_nodes.values()) == 12
 
-    for parent in families:  # a tree stays on one host: children ran where the parent was
+    for parent in families:  # interrupt-mode parents, reloaded on replayers as children end
         children = children_of(database, parent)
         assert len(children) == 2
         child_nodes = set().union(*(nodes_of(h) for h in histories(database, children).values()))
-        assert len(child_nodes) == 1 and child_nodes <= set(workers)
+        assert child_nodes <= set(workers)
 
     # Signals and cancellation reach executions on replayers (the head runs none) through
     # the storage actor.
