@@ -16,6 +16,7 @@ of the storage actor starts a new epoch, which fences every replayer of the old 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
 import time
@@ -39,6 +40,9 @@ log = logging.getLogger("dolmen.cluster")
 
 DEFAULT_LEASE_SECONDS = 10.0
 _SPAWN_TIMEOUT = 60.0
+# Kills of actors on dead nodes may block; they get threads of their own, so they never
+# hold up the node scans that share the loop's default pool.
+_KILLER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="dolmen-kill")
 
 Adoption = tuple[db.ExecutionRow, list[Event]]  # an execution and its history so far
 
@@ -83,6 +87,7 @@ class Coordinator:
         self.workflows: dict[str, Workflow] = {}
         self._local_cpus = 0
         self._local_placing = 0
+        self._peers_version = 0
         self._monitor: asyncio.Task[None] | None = None
         self._spawning: set[str] = set()
 
@@ -105,16 +110,16 @@ class Coordinator:
 
     async def _watch(self) -> None:
         tick = max(0.2, self.lease_seconds / 4)
-        last_scan = last_tick = self._clock()
+        last_scan = self._clock()
         while True:
+            before = self._clock()
             await asyncio.sleep(tick)
             now = self._clock()
-            if now - last_tick > tick + self.lease_seconds / 2:
-                # This process stalled (GC, a slow call, a starved CPU): the heartbeats that
-                # queued meanwhile are not processed yet. Blame nobody for our own pause.
+            if now - before > tick + self.lease_seconds / 2:
+                # This loop stalled (GC, a slow call, a starved CPU): heartbeats that queued
+                # meanwhile are not processed yet. Blame nobody for our own pause.
                 for replayer in self.replayers.values():
                     replayer.last_seen = max(replayer.last_seen, now - self.lease_seconds / 2)
-            last_tick = now
             for replayer in list(self.replayers.values()):
                 if now - replayer.last_seen > self.lease_seconds:
                     try:
@@ -181,10 +186,15 @@ class Coordinator:
 
     def _publish_peers(self) -> None:
         """Tell every host which other nodes' native pools it may overflow to."""
-        peers = [(r.handle, r.node, r.cpus) for r in self.replayers.values()]
+        self._peers_version += 1
+        peers = [(r.id, r.handle, r.node, r.cpus) for r in self.replayers.values()]
         self.host.executor.peers.set(peers)
         for replayer in self.replayers.values():
-            replayer.handle.set_peers.remote([p for p in peers if p[1] != replayer.node])
+            others = [p for p in peers if p[0] != replayer.id]
+            try:
+                replayer.handle.set_peers.remote(self._peers_version, others)
+            except Exception:  # noqa: BLE001 - a replayer going away learns nothing more
+                log.warning("could not tell replayer %s its peers", replayer.id)
 
     async def expire(self, replayer: Replayer, why: str) -> None:
         """Fence ``replayer``, then give its executions to other hosts.
@@ -432,7 +442,7 @@ def _kill_soon(handle: Any) -> None:
         except Exception:  # noqa: BLE001 - its node may be gone already
             pass
 
-    asyncio.get_running_loop().run_in_executor(None, kill)
+    asyncio.get_running_loop().run_in_executor(_KILLER, kill)
 
 
 def _importable(workflow_name: str) -> bool:

@@ -144,6 +144,8 @@ class ActivityExecutor:
             )
         except TimeoutError:
             raise AttemptFailed(_timeout_fields(act), timeout=True, node=peer.node) from None
+        if status == "lost":  # the peer failed, not the attempt: run it here instead
+            return await self.run_placed(act, args_blob, info, spread=False)
         if status == "error":
             raise AttemptFailed(payload, node=node)
         return payload, node

@@ -4,8 +4,10 @@ A workflow's activities run on its own host's node. When that node's native pool
 a ``"native"`` attempt goes to whichever node is least loaded relative to its CPUs (this
 one first on a tie). A peer's load is estimated as the larger of the attempts this host
 has outstanding there and the load the peer reported with its last result (all its
-native attempts, running or queued, whoever sent them), trusted for ``REPORT_TTL``
-seconds. So an idle node soaks up a fan-out, while busy nodes do not trade work.
+native attempts, running or queued, whoever sent them). A report older than
+``REPORT_TTL`` seconds counts only while something is outstanding there; otherwise one
+attempt probes the peer. So an idle node soaks up a fan-out, while busy nodes trade at
+most one probing attempt per report period.
 
 The attempts for one peer that arise in one event-loop turn travel in one Ray call, and
 the peer streams each result back as soon as it is ready.
@@ -20,13 +22,19 @@ from typing import Any
 from dolmen.runtime.decorators import Activity
 from dolmen.runtime.workflow_api import ActivityInfo
 
-Outcome = tuple[str, Any, str]  # ("ok", result bytes, node) or ("error", fields, node)
+# ("ok", result bytes, node), ("error", fields, node), or ("lost", why, node) when the
+# attempt never reached the peer or its result never came back.
+Outcome = tuple[str, Any, str]
 
 REPORT_TTL = 1.0  # after this long without news, a peer's reported load is forgotten
 
 
+PeerSpec = tuple[str, Any, str, int]  # replayer name, its handle, its node, its CPUs
+
+
 @dataclasses.dataclass(eq=False)
 class Peer:
+    name: str  # the replayer's actor name: unique per process, unlike its node
     handle: Any  # a ReplayerActor
     node: str
     slots: int  # its node's CPUs
@@ -44,12 +52,12 @@ class PeerPool:
     def __init__(self) -> None:
         self.peers: list[Peer] = []
 
-    def set(self, peers: list[tuple[Any, str, int]]) -> None:
+    def set(self, peers: list[PeerSpec]) -> None:
         """The current membership (from the storage actor); counts of known peers carry on."""
-        known = {p.node: p for p in self.peers if not p.dead}
+        known = {p.name: p for p in self.peers if not p.dead}
         self.peers = [
-            known[node] if node in known else Peer(handle, node, max(slots, 1))
-            for handle, node, slots in peers
+            known[name] if name in known else Peer(name, handle, node, max(slots, 1))
+            for name, handle, node, slots in peers
         ]
 
     def choose(self, local_inflight: int, local_slots: int, now: float) -> Peer | None:
@@ -59,8 +67,10 @@ class PeerPool:
             return None
         best, best_load = None, local_inflight / local_slots
         for peer in self.peers:
-            reported = peer.reported if now - peer.reported_at < REPORT_TTL else 0
-            load = max(peer.inflight, reported) / peer.slots
+            if now - peer.reported_at < REPORT_TTL or peer.inflight:
+                load = max(peer.inflight, peer.reported) / peer.slots
+            else:  # no fresh news and nothing outstanding there: one attempt probes it
+                load = 0.0
             if not peer.dead and load < best_load:
                 best, best_load = peer, load
         return best
@@ -83,17 +93,21 @@ class PeerPool:
         batch, peer.outbox = peer.outbox, []
         peer.flushing = None
         work = [(i, act, args, info) for i, (_, act, args, info) in enumerate(batch)]
+        why = "the peer returned no result"
         try:
             async for ref in peer.handle.run_native.remote(work):
                 i, status, payload, node, load = await ref
                 peer.reported, peer.reported_at = load, asyncio.get_running_loop().time()
                 if not batch[i][0].done():
                     batch[i][0].set_result((status, payload, node))
-        except ray.exceptions.RayError as exc:
+        except ray.exceptions.RayActorError as exc:
             peer.dead = True  # until the storage actor's next membership says otherwise
-            text = str(exc).strip().splitlines()
-            message = f"the node running the activity is gone: {text[0][:300] if text else exc}"
-            died = {"type": "WorkerDied", "message": message, "traceback": ""}
+            why = f"its process or node is gone: {exc}"
+        except Exception as exc:  # noqa: BLE001 - e.g. an activity Ray cannot serialize
+            why = f"{type(exc).__name__}: {exc}"
+        finally:
+            # Whatever did not come back runs here instead: the transport failed, not the
+            # attempt, so it costs no retry.
             for future, *_ in batch:
                 if not future.done():
-                    future.set_result(("error", died, peer.node))
+                    future.set_result(("lost", why.strip().splitlines()[0][:300], peer.node))

@@ -18,6 +18,7 @@ import ray
 
 from dolmen.actors.executor import AttemptFailed
 from dolmen.actors.host import Host
+from dolmen.actors.peers import PeerSpec
 from dolmen.actors.worker import node_label
 from dolmen.runtime.decorators import Activity, Workflow, register
 from dolmen.runtime.errors import LeaseLost, StorageError
@@ -111,6 +112,7 @@ class ReplayerActor:
         self._store = RemoteStore(self._storage, self._id)
         self._host: Host | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._peers_version = -1
 
     async def attach(
         self, epoch: str, first_eid: int, workflows: list[Workflow], lease_seconds: float
@@ -152,9 +154,13 @@ class ReplayerActor:
         self.register(workflows)
         self._host.adopt(items)
 
-    def set_peers(self, peers: list[tuple[Any, str, int]]) -> None:
-        """The other nodes' replayers, where this node's full native pool overflows."""
-        if self._host is not None:
+    def set_peers(self, version: int, peers: list[PeerSpec]) -> None:
+        """The other nodes' replayers, where this node's full native pool overflows.
+
+        Versioned: Ray may deliver two updates out of order; the older one is ignored.
+        """
+        if self._host is not None and version > self._peers_version:
+            self._peers_version = version
             self._host.executor.peers.set(peers)
 
     async def run_native(
@@ -163,6 +169,8 @@ class ReplayerActor:
         """Native attempts from a peer's overflow, each result streamed back when ready,
         with this node's native load then (how the peer tells idle from busy nodes)."""
         node = node_label()
+        if self._host is None:  # shutting down: the sender runs them itself
+            raise LeaseLost(f"replayer {self._id} is not running")
         executor = self._host.executor
 
         async def attempt(i: int, act: Activity, args: bytes, info: ActivityInfo) -> Any:

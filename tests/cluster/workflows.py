@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import dolmen
 from examples.fibo import fibo, fiboa, fiboa_concurrent  # noqa: F401 - the runtime imports them
@@ -21,10 +22,26 @@ async def pinned(n: int, iterations: int) -> int:
     return last
 
 
+@dolmen.activity
+def fibo_here(n: int) -> int:
+    """A thread step: it runs on its workflow's own node (only native steps overflow), so
+    the node it records is the node of the host that ran the workflow."""
+    time.sleep(0.01)
+    return dolmen.native.fibo(n)
+
+
+@dolmen.workflow
+async def chain(n: int, iterations: int) -> int:
+    last = 0
+    for _ in range(iterations):
+        last = await fibo_here(n)
+    return last
+
+
 @dolmen.workflow(wait="interrupt")
 async def family(n: int) -> int:
     """Two child workflows; unloaded whenever it waits, so its replayer reloads it."""
-    a, b = await dolmen.gather(fiboa(n, 2), fiboa(n - 1, 2))
+    a, b = await dolmen.gather(chain(n, 2), chain(n - 1, 2))
     return a + b
 
 
