@@ -660,7 +660,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = args.handler(args)
         # Now, not at exit: Ray's exit hooks may end the process before buffers are written.
-        sys.stdout.flush()
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader left early (`dolmen ls | head -1`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
         return code
     except DolmenError as exc:
         error(str(remote_cause(exc)))
