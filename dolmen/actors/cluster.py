@@ -27,7 +27,7 @@ from typing import Any
 
 import ray
 
-from dolmen.actors.host import Host, _stored_outcome
+from dolmen.actors.host import Host, stored_outcome
 from dolmen.actors.recovery import plan_takeover
 from dolmen.actors.replayer import EID_BLOCK, ReplayerActor
 from dolmen.runtime.decorators import Workflow, lookup_workflow
@@ -217,7 +217,7 @@ class Coordinator:
         await self.host._write(plan.ltx)
         for row in rows:
             if row.status != "running":  # ended just before: its waiters may not know yet
-                self.host._notify_result(row.id, row.status, _stored_outcome(row))
+                self.host._notify_result(row.id, row.status, stored_outcome(row.status, row.result))
         for row, fields in plan.failed:
             self.host._notify_result(row.id, "failed", fields)
         for row in self.place(plan.resumable):
@@ -413,8 +413,7 @@ class Coordinator:
         replayer = self.replayers.get(self.owner.pop(execution_id, ""))
         if replayer is not None:
             replayer.eids.pop(eid, None)
-        row = db.ExecutionRow(eid, execution_id, "", status, None, 0.0, None, stored)
-        self.host._notify_result(execution_id, status, _stored_outcome(row))
+        self.host._notify_result(execution_id, status, stored_outcome(status, stored))
 
     async def shutdown(self) -> None:
         """Replayers flush their cached events (still holding their leases), then stop."""

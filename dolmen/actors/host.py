@@ -728,11 +728,16 @@ def _child_outcome(child_id: str, status: str, outcome: Any) -> dict[str, Any]:
     }
 
 
-def _stored_outcome(row: db.ExecutionRow) -> Any:
-    if row.status == "finished":
-        return row.result
-    if row.result is None:
-        return {"type": row.status, "message": row.status}
+def stored_outcome(status: str, stored: bytes | None) -> Any:
+    """What waiters get for an ended execution: result bytes, or its error fields."""
+    if status == "finished":
+        return stored
+    if stored is None:
+        return {"type": status, "message": status}
     import msgpack
 
-    return msgpack.unpackb(row.result, raw=False)
+    return msgpack.unpackb(stored, raw=False)
+
+
+def _stored_outcome(row: db.ExecutionRow) -> Any:
+    return stored_outcome(row.status, row.result)
