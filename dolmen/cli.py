@@ -88,6 +88,11 @@ def reader(args: argparse.Namespace) -> Iterator[Any]:
         conn.close()
 
 
+def cannot_connect(args: argparse.Namespace, exc: ConnectionError) -> DolmenError:
+    where = args.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
+    return DolmenError(f"cannot connect to {where}: {exc}")
+
+
 @contextlib.contextmanager
 def runtime(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
     """A client of the runtime that owns the database (starting a local Ray if embedded).
@@ -101,8 +106,7 @@ def runtime(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
     try:
         client = Client(path, address=args.address, **options)
     except ConnectionError as exc:
-        where = args.address or os.environ.get("RAY_ADDRESS") or "a local Ray"
-        raise DolmenError(f"cannot connect to {where}: {exc}") from None
+        raise cannot_connect(args, exc) from None
     try:
         yield client
     finally:
@@ -253,7 +257,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     try:
         placement.ensure_ray(args.address)
     except ConnectionError as exc:
-        raise DolmenError(f"cannot connect to the cluster: {exc}") from None
+        raise cannot_connect(args, exc) from None
     if not placement.stop_runtime(path):
         raise DolmenError(f"no dolmen runtime for {path} runs on this cluster")
     print(f"dolmen: runtime for {path} stopped (unfinished executions resume at the next up)")
