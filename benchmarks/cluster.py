@@ -73,53 +73,54 @@ def _measure(quick: bool) -> list[Row]:
                 native.fibo(n)
             return (time.perf_counter() - started) / WORKER_CPUS
 
-        for spread in (False, True):
+        def measure(spread: bool) -> None:
             where = "spread over 2 worker nodes" if spread else "one host (storage node)"
-            path = os.path.join(scratch, f"spread-{spread}.db")
-            client = dolmen.Client(path, address=cluster.address, spread=spread)
-            try:
-                client.run(wf.noop_steps, 1, True)  # code shipped, replayers warm
-                say(f"{where}: {executions} x fibo({n}) x {iterations} sequential, native")
-                baseline = bare(iterations * executions)
+            label = "spread" if spread else "one-host"
+            client = dolmen.Client(
+                os.path.join(scratch, f"{label}.db"), address=cluster.address, spread=spread
+            )
+
+            def against_bare(kind: str, workload: str, steps: int, run: Any) -> None:
+                """Time ``run`` right after a bare loop of the same ``steps`` fibos."""
+                say(f"{where}: {workload}")
+                baseline = bare(steps)
                 started = time.perf_counter()
-                handles = client.start_many(wf.sequential, [(n, iterations, "native")] * executions)
-                client.results(handles)
+                run()
                 seconds = time.perf_counter() - started
                 rows.append(
                     {
-                        "id": f"cluster.fibo.{'spread' if spread else 'one-host'}",
-                        "workload": f"cluster, {where}: {executions} workflows x "
-                        f"fibo({n}) x {iterations}, native",
+                        "id": f"cluster.{kind}.{label}",
+                        "workload": f"cluster, {where}: {workload}",
                         "seconds": seconds,
                         "bare_seconds": baseline,
                         "bare_kind": f"native loop / {WORKER_CPUS} worker CPUs",
                         "ratio_to_bare": seconds / baseline,
                     }
                 )
-                say(f"{where}: one workflow, fibo({n}) x {fan_out} as a join set, native")
-                baseline = bare(fan_out)
-                started = time.perf_counter()
-                client.run(wf.parallel, n, fan_out, "native")
-                seconds = time.perf_counter() - started
-                rows.append(
-                    {
-                        "id": f"cluster.fan-out.{'spread' if spread else 'one-host'}",
-                        "workload": f"cluster, {where}: one workflow, fibo({n}) x {fan_out} "
-                        "concurrent, native",
-                        "seconds": seconds,
-                        "bare_seconds": baseline,
-                        "bare_kind": f"native loop / {WORKER_CPUS} worker CPUs",
-                        "ratio_to_bare": seconds / baseline,
-                    }
+
+            try:
+                client.run(wf.noop_steps, 1, True)  # code shipped, replayers warm
+                against_bare(
+                    "fibo",
+                    f"{executions} workflows x fibo({n}) x {iterations}, native",
+                    iterations * executions,
+                    lambda: client.results(
+                        client.start_many(wf.sequential, [(n, iterations, "native")] * executions)
+                    ),
+                )
+                against_bare(
+                    "fan-out",
+                    f"one workflow, fibo({n}) x {fan_out} concurrent, native",
+                    fan_out,
+                    lambda: client.run(wf.parallel, n, fan_out, "native"),
                 )
                 say(f"{where}: {throughput_count} 3-step workflows (inline steps)")
                 started = time.perf_counter()
-                handles = client.start_many(wf.noop_steps, [(3, True)] * throughput_count)
-                client.results(handles)
+                client.results(client.start_many(wf.noop_steps, [(3, True)] * throughput_count))
                 seconds = time.perf_counter() - started
                 rows.append(
                     {
-                        "id": f"cluster.throughput.{'spread' if spread else 'one-host'}",
+                        "id": f"cluster.throughput.{label}",
                         "workload": f"cluster, {where}: {throughput_count} 3-step workflows",
                         "seconds": seconds,
                         "workflows_per_second": throughput_count / seconds,
@@ -130,6 +131,9 @@ def _measure(quick: bool) -> list[Row]:
                     rows[-1]["hosts"] = client.host_info().get("hosts")
             finally:
                 dispose(client)
+
+        measure(spread=False)
+        measure(spread=True)
         ray.shutdown()
     return rows
 
