@@ -199,6 +199,16 @@ _STATUS_COUNTS = """count(*) FILTER (WHERE status = 'running') AS running,
                 count(*) FILTER (WHERE status IN ('failed', 'nondeterministic'))
                     / nullif(count(*) FILTER (WHERE status <> 'running'), 0) AS failure_rate,"""
 
+# Over steps of kind 'activity': what share of the ended ones completed or failed, and how
+# many attempts were retries. Shared by the per-activity and the overall report.
+_ACTIVITY_RATES = """count(*) FILTER (WHERE outcome = 'completed')
+                    / nullif(count(*) FILTER (WHERE outcome IN ('completed', 'failed')), 0)
+                    AS success_rate,
+                count(*) FILTER (WHERE outcome = 'failed')
+                    / nullif(count(*) FILTER (WHERE outcome IN ('completed', 'failed')), 0)
+                    AS failure_rate,
+                sum(retries) / nullif(sum(attempts), 0) AS retry_rate"""
+
 
 class Analytics:
     """Analytics over one dolmen database; use as a context manager.
@@ -397,7 +407,7 @@ class Analytics:
         unresolved: still running, or left behind by an execution that ended.
         """
         return self.rows(
-            """SELECT name AS activity,
+            f"""SELECT name AS activity,
                 count(*) AS steps,
                 sum(attempts)::BIGINT AS attempts,
                 count(*) FILTER (WHERE outcome = 'completed') AS completed,
@@ -405,13 +415,7 @@ class Analytics:
                 count(*) FILTER (WHERE outcome IN ('running', 'abandoned')) AS pending,
                 sum(retries)::BIGINT AS retries,
                 sum(timeouts)::BIGINT AS timeouts,
-                count(*) FILTER (WHERE outcome = 'completed')
-                    / nullif(count(*) FILTER (WHERE outcome IN ('completed', 'failed')), 0)
-                    AS success_rate,
-                count(*) FILTER (WHERE outcome = 'failed')
-                    / nullif(count(*) FILTER (WHERE outcome IN ('completed', 'failed')), 0)
-                    AS failure_rate,
-                sum(retries) / nullif(sum(attempts), 0) AS retry_rate
+                {_ACTIVITY_RATES}
             FROM steps WHERE kind = 'activity'
             GROUP BY name ORDER BY steps DESC, name"""
         )
@@ -427,19 +431,13 @@ class Analytics:
             FROM runs"""
         )[0]
         steps = self.rows(
-            """SELECT count(*) AS steps,
+            f"""SELECT count(*) AS steps,
                 coalesce(sum(attempts), 0)::BIGINT AS attempts,
                 count(*) FILTER (WHERE outcome = 'completed') AS completed,
                 count(*) FILTER (WHERE outcome = 'failed') AS failed,
                 coalesce(sum(retries), 0)::BIGINT AS retries,
                 coalesce(sum(timeouts), 0)::BIGINT AS timeouts,
-                count(*) FILTER (WHERE outcome = 'completed')
-                    / nullif(count(*) FILTER (WHERE outcome IN ('completed', 'failed')), 0)
-                    AS success_rate,
-                count(*) FILTER (WHERE outcome = 'failed')
-                    / nullif(count(*) FILTER (WHERE outcome IN ('completed', 'failed')), 0)
-                    AS failure_rate,
-                sum(retries) / nullif(sum(attempts), 0) AS retry_rate
+                {_ACTIVITY_RATES}
             FROM steps WHERE kind = 'activity'"""
         )[0]
         return {"executions": runs, "activities": steps}
