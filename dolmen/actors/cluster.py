@@ -89,7 +89,7 @@ class Coordinator:
         self._local_placing = 0
         self._peers_version = 0
         self._monitor: asyncio.Task[None] | None = None
-        self._spawning: set[str] = set()
+        self._spawning: dict[str, asyncio.Task[None]] = {}  # node id -> its replayer's start
 
     # ---- membership --------------------------------------------------------------------
 
@@ -99,11 +99,18 @@ class Coordinator:
         for node in nodes:
             if node.get("Alive") and node["NodeID"] == self.node_id:
                 self._local_cpus = int(node.get("Resources", {}).get("CPU", 0))
-        # Waited for here, so recovery can lease to them; bounded, as a node that just died
-        # may still be listed alive.
-        spawning = self._spawn_missing(nodes)
-        if spawning:
-            await asyncio.wait(spawning, timeout=max(10.0, 2 * self.lease_seconds))
+        await self.refresh(nodes)  # before recovery, so it can lease to them
+
+    async def refresh(self, nodes: list[dict[str, Any]] | None = None) -> None:
+        """Start replayers on the nodes that lack one and wait until they are up.
+
+        Bounded: a node that just died may still be listed alive, and its replayer never
+        starts. The monitor does the same in the background every few seconds.
+        """
+        self._spawn_missing(nodes if nodes is not None else await asyncio.to_thread(ray.nodes))
+        if self._spawning:
+            timeout = max(10.0, 2 * self.lease_seconds)
+            await asyncio.wait(list(self._spawning.values()), timeout=timeout)
 
     def start_monitor(self) -> None:
         self._monitor = asyncio.create_task(self._watch())
@@ -133,9 +140,9 @@ class Coordinator:
                 except Exception:  # noqa: BLE001 - a failed scan is retried next time
                     log.exception("scanning the cluster's nodes failed")
 
-    def _spawn_missing(self, nodes: list[dict[str, Any]]) -> list[asyncio.Task[None]]:
+    def _spawn_missing(self, nodes: list[dict[str, Any]]) -> None:
         """Start a replayer (in the background) on each live node with CPUs that lacks one."""
-        placed = {r.node_id for r in self.replayers.values()} | self._spawning
+        placed = {r.node_id for r in self.replayers.values()} | set(self._spawning)
         wanted = [
             n
             for n in nodes
@@ -144,9 +151,8 @@ class Coordinator:
             and n["NodeID"] not in placed
             and n.get("Resources", {}).get("CPU", 0) > 0
         ]
-        for n in wanted:
-            self._spawning.add(n["NodeID"])  # at once, so the next scan does not repeat it
-        return [asyncio.ensure_future(self._spawn(n["NodeID"])) for n in wanted]
+        for n in wanted:  # registered at once, so the next scan does not repeat it
+            self._spawning[n["NodeID"]] = asyncio.ensure_future(self._spawn(n["NodeID"]))
 
     async def _spawn(self, node_id: str) -> None:
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -177,7 +183,7 @@ class Coordinator:
                 _kill_soon(handle)
             return
         finally:
-            self._spawning.discard(node_id)
+            self._spawning.pop(node_id, None)
         replayer = Replayer(name, handle, node_id, info["node"], info["cpus"], self._clock())
         replayer.known = set(self.workflows)
         self.replayers[name] = replayer

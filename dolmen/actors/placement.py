@@ -170,6 +170,7 @@ class HostActor:
             "loaded": host.loaded_count(),
         }
         if self._cluster is not None:
+            await self._cluster.refresh()  # nodes that joined since the last scan, too
             info["hosts"] = self._cluster.describe()
         return info
 

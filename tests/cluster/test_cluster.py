@@ -263,10 +263,9 @@ def test_a_node_that_joins_gets_a_replayer_and_work(cluster, tmp_path):
     database = str(tmp_path / "joined.db")
     up(cluster, database)  # one worker node is left after the previous test
     joined = label(cluster.add_worker({"node_c": 1.0}))
-    deadline = time.monotonic() + 60
-    while f"replayer-{joined}" not in run(cluster, database, "up").stdout:
-        assert time.monotonic() < deadline, "no replayer on the new node within 60 s"
-        time.sleep(1.0)
+    # Asking the runtime about its hosts makes it look for new nodes and start their
+    # replayers before it answers.
+    assert f"replayer-{joined}" in run(cluster, database, "up").stdout
     ids = start(cluster, database, "joined", "tests.cluster.workflows:fiboa", 6, 22, 3)
     assert results(cluster, database, ids) == [17711] * 6
     ran_on = set().union(*(nodes_of(h) for h in histories(database, ids).values()))
