@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dolmen import storage as db
 from dolmen.runtime import codec
 from dolmen.runtime.events import Kind
 from dolmen.storage import analytics as an
-from dolmen.storage import sqlite as db
 
 Row = dict[str, Any]
 K = Kind

@@ -228,10 +228,7 @@ Step = tuple[str, Callable[[], "Row | list[Row]"]]
 def dispose(client: Any) -> None:
     """Close a client that owns its host, then end the host's Ray process too (a closed
     host only flushes; its idle process would otherwise live as long as the session)."""
-    import ray
+    from dolmen.testing.crashes import kill_host
 
     client.close()
-    try:
-        ray.kill(client._host, no_restart=True)
-    except Exception:  # noqa: BLE001 - already gone
-        pass
+    kill_host(client)

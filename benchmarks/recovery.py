@@ -20,6 +20,7 @@ import dolmen
 from benchmarks import workflows as bw
 from benchmarks.common import Context, Row, Step, dispose, timed
 from dolmen.runtime.events import Kind
+from dolmen.testing.crashes import kill_host
 
 
 def _count_waiting(path: str) -> int:
@@ -32,18 +33,11 @@ def _count_waiting(path: str) -> int:
         conn.close()
 
 
-def _kill(client: dolmen.Client) -> None:
-    import ray
-
-    ray.kill(client._host, no_restart=True)
-    client._closed = True  # nothing to flush: the process is gone
-
-
 def _wait_dead(client: dolmen.Client, timeout: float = 30.0) -> None:
-    from dolmen.actors import placement
+    from dolmen.actors import ray_face
 
     deadline = time.monotonic() + timeout
-    while placement.host_exists(client.db_path) and time.monotonic() < deadline:
+    while ray_face.host_exists(client.db_path) and time.monotonic() < deadline:
         time.sleep(0.05)
 
 
@@ -65,7 +59,7 @@ def measure(ctx: Context, n: int) -> Row:
     bare_seconds, empty = timed(lambda: dolmen.Client(empty_path, synchronous=ctx.synchronous))
     dispose(empty)
 
-    _kill(first)
+    kill_host(first)
     _wait_dead(first)
     started = time.perf_counter()
     second = dolmen.Client(path, synchronous=ctx.synchronous)

@@ -1,9 +1,10 @@
 """dolmen: durable workflows for Python on Ray, with a native fast path."""
 
 from dolmen import native
+from dolmen.client import Client, WorkflowHandle, connect, run, start
 from dolmen.runtime.c_activity import CLibraryError, c_activity
-from dolmen.runtime.client import Client, WorkflowHandle, connect, run, start
-from dolmen.runtime.decorators import Activity, Workflow, activity, workflow
+from dolmen.runtime.context import ActivityInfo, activity_info
+from dolmen.runtime.definitions import Activity, Workflow, activity, workflow
 from dolmen.runtime.errors import (
     ActivityError,
     ActivityTimeoutError,
@@ -21,9 +22,7 @@ from dolmen.runtime.errors import (
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
 from dolmen.runtime.workflow_api import (
-    ActivityInfo,
     JoinSet,
-    activity_info,
     gather,
     join_set,
     now,

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
+from dolmen import storage as db
 from dolmen.runtime import history_format as fmt
 from dolmen.runtime.errors import (
     CancelledError,
@@ -29,7 +30,6 @@ from dolmen.runtime.errors import (
     StorageError,
     WorkflowFailedError,
 )
-from dolmen.storage import sqlite as db
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_RUNNING = 0, 1, 2, 3
 _ENDED_BADLY = (WorkflowFailedError, CancelledError, NondeterminismError)
@@ -100,7 +100,7 @@ def runtime(args: argparse.Namespace, **options: Any) -> Iterator[Any]:
     Closing it shuts the host down only if this process created it, so a `dolmen signal`
     leaves a host that `dolmen serve` or an application runs on a cluster up.
     """
-    from dolmen.runtime.client import Client
+    from dolmen.client import Client
 
     path = os.path.abspath(db_path(args))
     try:
@@ -166,7 +166,7 @@ def await_result(handle: Any, timeout: float | None, show: bool) -> int:
 
 def prepare_start(args: argparse.Namespace) -> tuple[Any, list[Any]]:
     """Find the workflow and check its arguments before paying for Ray's startup."""
-    from dolmen.runtime.decorators import lookup_workflow
+    from dolmen.runtime.definitions import lookup_workflow
 
     workflow = lookup_workflow(args.workflow)
     values = [parse_value(a) for a in args.args]
@@ -250,15 +250,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from dolmen.actors import placement
+    from dolmen.actors import ray_face
 
     require_cluster(args)
     path = os.path.abspath(db_path(args))
     try:
-        placement.ensure_ray(args.address)
+        ray_face.ensure_ray(args.address)
     except ConnectionError as exc:
         raise cannot_connect(args, exc) from None
-    if not placement.stop_runtime(path):
+    if not ray_face.stop_runtime(path):
         raise DolmenError(f"no dolmen runtime for {path} runs on this cluster")
     print(f"dolmen: runtime for {path} stopped (unfinished executions resume at the next up)")
     return EXIT_OK
@@ -268,7 +268,7 @@ def import_modules(names: list[str]) -> list[Any]:
     """Import modules that hold workflow code; returns the workflows they define."""
     import importlib
 
-    from dolmen.runtime.decorators import Workflow
+    from dolmen.runtime.definitions import Workflow
 
     found: list[Any] = []
     for name in names:

@@ -16,9 +16,9 @@ import os
 import sys
 import tempfile
 
+from dolmen import storage as db
 from dolmen.actors.host import Host
 from dolmen.runtime import history_format as fmt
-from dolmen.storage import sqlite as db
 from examples.fibo import fiboa, fiboa_concurrent
 from examples.orders import Order, fulfil
 
@@ -39,9 +39,9 @@ async def _run(path: str) -> None:
     try:
         for execution_id, (workflow, args, expected) in RUNS.items():
             await host.start(workflow, workflow.encode_args(args, {}), execution_id)
-            status, outcome = await host.wait_result(execution_id, 120.0)
-            if status != expected:
-                raise SystemExit(f"{execution_id}: {status} (expected {expected}): {outcome}")
+            outcome = await host.wait_result(execution_id, 120.0)
+            if outcome.status != expected:
+                raise SystemExit(f"{execution_id}: {outcome} (expected {expected})")
     finally:
         await host.close()
 

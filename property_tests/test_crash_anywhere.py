@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import queue
 import tempfile
 
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+from dolmen import storage as db
 from dolmen.actors.host import Host
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import Workflow, lookup_workflow, register
+from dolmen.runtime.definitions import Workflow, lookup_workflow, register
 from dolmen.runtime.errors import DolmenError, NondeterminismError
 from dolmen.runtime.events import TERMINAL, Kind
 from dolmen.runtime.replay import WorkflowInstance
-from dolmen.storage import sqlite as db
 from property_tests.profiles import examples
 from property_tests.programs import (
     TOP_SIZE,
@@ -83,29 +82,6 @@ def _index(history, event) -> int:
 # ---- storage level --------------------------------------------------------------------------
 
 
-def crash(host: Host, lose_queued: bool) -> None:
-    """Kill ``host`` as a process death would: no more acknowledgements, activities,
-    timers or writes; what the writer had queued is committed or lost."""
-    host._on_batch = lambda batch: None  # acknowledgements never reach the dead host
-    if host._sweeper is not None:
-        host._sweeper.cancel()
-    for execution in list(host._executions.values()):
-        for task in execution.tasks.values():
-            task.cancel()
-        for timer in execution.timers.values():
-            timer.cancel()
-    writer = host._writer
-    if lose_queued:
-        try:
-            while True:
-                writer._queue.get_nowait()
-        except queue.Empty:
-            pass
-    writer.close()
-    host.executor.shutdown()
-    host._reader.close()
-
-
 LIMIT = 20.0  # seconds: a bound on waits for a runtime gone wrong, never a sleep
 
 
@@ -123,15 +99,13 @@ async def run_with_crash(path, workflow, program, crash_after, lose_queued, sent
     loop = asyncio.get_running_loop()
     crashed = loop.create_future()
     committed = [0]
-    acknowledge = host._on_batch
 
     def on_batch(batch):
-        acknowledge(batch)
         committed[0] += sum(len(ltx.events) for ltx in batch)
         if crash_after is not None and committed[0] >= crash_after and not crashed.done():
             crashed.set_result(None)
 
-    host._on_batch = on_batch
+    host.watch_commits(on_batch)
     await host.start(workflow, workflow.encode_args((program,), {}), "main")
     for name, value in signals[:sent_before]:
         await _send(host, name, value)
@@ -142,18 +116,18 @@ async def run_with_crash(path, workflow, program, crash_after, lose_queued, sent
     if not waiting.done():
         waiting.cancel()
         sending.cancel()
-        crash(host, lose_queued)
+        host.crash(lose_queued=lose_queued)  # as a process death would
         crashes = 1
         host = Host(path, synchronous="NORMAL")
         await host.open()
         # Senders retry what they did not hear back about (signals are at least once).
         await asyncio.wait_for(_send_all(host, signals), LIMIT)
-        status, outcome = await host.wait_result("main", LIMIT)
+        outcome = await host.wait_result("main", LIMIT)
     else:
-        status, outcome = waiting.result()
+        outcome = waiting.result()
         sending.cancel()
     await host.close()
-    return status, outcome, crashes
+    return outcome.status, outcome.result if outcome.result is not None else outcome.error, crashes
 
 
 async def _send_all(host, signals):
@@ -244,22 +218,20 @@ async def run_until_crash(path, program, crash_after):
     await host.open()
     crashed = asyncio.get_running_loop().create_future()
     committed = [0]
-    acknowledge = host._on_batch
 
     def on_batch(batch):
-        acknowledge(batch)
         committed[0] += sum(len(ltx.events) for ltx in batch)
         if committed[0] >= crash_after and not crashed.done():
             crashed.set_result(None)
 
-    host._on_batch = on_batch
+    host.watch_commits(on_batch)
     await host.start(interpret, interpret.encode_args((program,), {}), "main")
     for name, value in [(n, v) for n, vs in signals_for(program).items() for v in vs]:
         await _send(host, name, value)
     waiting = asyncio.ensure_future(host.wait_result("main", LIMIT))
     await asyncio.wait([waiting, crashed], return_when=asyncio.FIRST_COMPLETED)
     waiting.cancel()
-    crash(host, lose_queued=False)
+    host.crash(lose_queued=False)
 
 
 async def resume(path, program):
@@ -269,7 +241,8 @@ async def resume(path, program):
         # The changed code may wait for more signals than the original sent.
         for name, value in [(n, v) for n, vs in signals_for(program).items() for v in vs]:
             await _send(host, name, value)
-        return await host.wait_result("main", LIMIT)
+        outcome = await host.wait_result("main", LIMIT)
+        return outcome.status, outcome.result if outcome.result is not None else outcome.error
     finally:
         await host.close()
 

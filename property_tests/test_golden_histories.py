@@ -9,7 +9,7 @@ import os
 import pytest
 
 from dolmen.runtime import history_format as fmt
-from dolmen.runtime.decorators import lookup_workflow
+from dolmen.runtime.definitions import lookup_workflow
 from dolmen.testing import DivergenceError, replay_history
 from examples.fibo import fiboa, fiboa_concurrent
 from property_tests.make_golden import HISTORIES, RUNS

@@ -16,18 +16,19 @@ import tempfile
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dolmen.storage.group_commit import GroupCommitWriter, Ltx
+from dolmen.storage import GroupCommitWriter, Ltx
+from dolmen.storage.records import EventRecord, ExecutionRecord, StatusRecord
 from property_tests.profiles import examples
 
 EIDS = st.integers(1, 4)
 
 
-def _execution(eid: int, status: str) -> tuple:
-    return (eid, f"e{eid}", "wf", status, None, 1.0)
+def _execution(eid: int, status: str) -> ExecutionRecord:
+    return ExecutionRecord(eid, f"e{eid}", "wf", status, None, 1.0)
 
 
 events = st.builds(
-    lambda eid, seq, kind, data: (eid, seq, kind, -1, 2.0, data),
+    lambda eid, seq, kind, data: EventRecord(eid, seq, kind, -1, 2.0, data),
     EIDS,
     st.integers(0, 3),
     st.integers(1, 15),
@@ -38,8 +39,8 @@ poison = st.sampled_from(
     [
         ("statement", ("INSERT INTO no_such_table VALUES (1)", ())),
         ("statement", ("INSERT INTO meta (key, value) VALUES (?, NULL)", ("k",))),
-        ("event", (1, 0, 3, -1, 2.0, {"not": "bindable"})),
-        ("event", (1, 1, 2**70, -1, 2.0, b"")),
+        ("event", EventRecord(1, 0, 3, -1, 2.0, {"not": "bindable"})),
+        ("event", EventRecord(1, 1, 2**70, -1, 2.0, b"")),
     ]
 )
 
@@ -51,7 +52,7 @@ def ltxs(draw) -> Ltx:
         ltx.executions.append(_execution(eid, "running"))
     ltx.events.extend(draw(st.lists(events, max_size=3)))
     ltx.statuses.extend(
-        (status, b"r", 3.0, eid)
+        StatusRecord(status, b"r", 3.0, eid)
         for status, eid in draw(
             st.lists(st.tuples(st.sampled_from(["finished", "failed"]), EIDS), max_size=1)
         )
@@ -85,7 +86,7 @@ def host_ordered(ltx_list: list[Ltx]) -> list[Ltx]:
             for sql, params in ltx.statements
             if not (sql.startswith("UPDATE") and params[-1] in created_later)
         ]
-        created_later |= {r[0] for r in ltx.executions}
+        created_later |= {r.eid for r in ltx.executions}
     return ltx_list
 
 
@@ -173,7 +174,7 @@ def test_any_grouping_gives_the_one_at_a_time_state(ltx_list, data):
 def test_a_poisoned_ltx_in_a_batch_fails_alone():
     """The example behind the property, readable on its own."""
     good = [Ltx(executions=[_execution(i, "running")]) for i in (1, 2, 3)]
-    bad = Ltx(events=[(1, 0, 3, -1, 2.0, b""), (1, 1, 2**70, -1, 2.0, b"")])  # OverflowError
+    bad = Ltx(events=[EventRecord(1, 0, 3, -1, 2.0, b""), EventRecord(1, 1, 2**70, -1, 2.0, b"")])
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "d.db")
         gated = GatedWriter(path)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from dolmen.runtime.errors import NondeterminismError
 from dolmen.runtime.events import Event
-from dolmen.runtime.replay import _same
+from dolmen.runtime.replay import same_command
 from property_tests.profiles import examples
 from property_tests.programs import (
     check_well_formed,
@@ -91,7 +91,7 @@ def test_a_changed_program_fails_replay_at_the_first_difference(program, rng, da
             assert not (
                 first.kind == there.kind
                 and first.position == there.position
-                and _same(first.kind, first.data, there.data)
+                and same_command(first.kind, first.data, there.data)
             ), "the replay named a position where the code agrees with the history"
     else:
         # No error: the mutant, run live on the same arrivals, really issues the same.

@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from dolmen.testing.crashes import kill_host
+
 os.environ.setdefault("HYPOTHESIS_PROFILE", "fast")
 
 
@@ -31,4 +33,4 @@ def client(ray_session, db_path):
     c = dolmen.Client(db_path, evict_after=30.0, busy_timeout=1.0)
     yield c
     c.close()
-    ray_session.kill(c._host, no_restart=True)
+    kill_host(c)

@@ -6,7 +6,7 @@ import random
 from typing import Any
 
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import Activity, Workflow
+from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.events import Event, Kind
 from dolmen.runtime.replay import WorkflowInstance, error_fields
 

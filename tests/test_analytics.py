@@ -24,11 +24,11 @@ import pytest
 
 import dolmen
 from dolmen import cli
+from dolmen import storage as db
 from dolmen.actors.host import Host
 from dolmen.runtime.errors import DolmenError, StorageError, UnknownExecutionError
 from dolmen.runtime.events import Kind
 from dolmen.storage import analytics as an
-from dolmen.storage import sqlite as db
 
 SLOW = 0.3  # seconds the diamond's slow branch takes
 
@@ -138,10 +138,10 @@ async def _populate(path: str) -> None:
         await host.start(waiting, waiting.encode_args((), {}), "waiting-1")
         await host.start(waiting, waiting.encode_args((), {}), "cancelled-1")
         await host.cancel("cancelled-1")
-        assert (await host.wait_result("cancelled-1", 30.0))[0] == "cancelled"
+        assert (await host.wait_result("cancelled-1", 30.0)).status == "cancelled"
         await host.start(fickle, fickle.encode_args((), {}), "fickle-1")
         for execution_id in ids:
-            status, _ = await host.wait_result(execution_id, 30.0)
+            status = (await host.wait_result(execution_id, 30.0)).status
             assert status == ("failed" if execution_id == "doomed-bad" else "finished")
     finally:
         await host.close()
@@ -150,7 +150,7 @@ async def _populate(path: str) -> None:
     host = Host(path)
     try:
         await host.open()
-        assert (await host.wait_result("fickle-1", 30.0))[0] == "nondeterministic"
+        assert (await host.wait_result("fickle-1", 30.0)).status == "nondeterministic"
     finally:
         await host.close()
         dolmen.Workflow(fickle.fn, name="tests.analytics.fickle", wait="await")

@@ -8,6 +8,7 @@ import pytest
 
 import dolmen
 from dolmen.runtime.events import Kind
+from dolmen.testing.crashes import kill_host
 from tests import workflows as w
 
 pytestmark = pytest.mark.ray
@@ -71,7 +72,7 @@ def test_database_locked_by_another_program(ray_session, tmp_path):
     client = dolmen.Client(path, busy_timeout=0.3)
     assert client.run(w.fiboa, 5, 1) == 5
     client.close()
-    ray_session.kill(client._host, no_restart=True)
+    kill_host(client)
     other = sqlite3.connect(path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:
@@ -86,7 +87,7 @@ def test_database_locked_by_another_program(ray_session, tmp_path):
         assert execution_count(path) == 2
     finally:
         again.close()
-        ray_session.kill(again._host, no_restart=True)
+        kill_host(again)
 
 
 def test_unknown_execution_id(client):

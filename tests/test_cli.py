@@ -20,11 +20,11 @@ import pytest
 
 import dolmen
 from dolmen import cli
+from dolmen import storage as db
 from dolmen.actors.host import Host
 from dolmen.runtime import codec
 from dolmen.runtime import history_format as fmt
 from dolmen.runtime.events import Event, Kind
-from dolmen.storage import sqlite as db
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _flaky_calls: list[int] = []
@@ -79,10 +79,10 @@ async def _populate(path: str) -> dict[str, str]:
             "cancelled": await host.start(waiting, waiting.encode_args(("x",), {}), "gone-1"),
         }
         for key in ("ok", "failed"):
-            status, _ = await host.wait_result(ids[key], 10.0)
+            status = (await host.wait_result(ids[key], 10.0)).status
             assert status == ("finished" if key == "ok" else "failed")
         await host.cancel(ids["cancelled"])
-        assert (await host.wait_result(ids["cancelled"], 10.0))[0] == "cancelled"
+        assert (await host.wait_result(ids["cancelled"], 10.0)).status == "cancelled"
     finally:
         await host.close()
     return ids

@@ -8,6 +8,7 @@ import pytest
 
 import dolmen
 from dolmen.runtime.events import Kind
+from dolmen.testing.crashes import kill_host
 from tests import workflows as w
 
 pytestmark = pytest.mark.ray
@@ -39,7 +40,7 @@ def test_killed_host_restarts_and_the_workflow_finishes_identically(ray_session,
     handle = client.start(w.slow_steps, 8, 0.15)
     wait_for_events(handle, Kind.ACTIVITY_COMPLETED, 2)
     old_pid = client.host_info()["pid"]
-    ray_session.kill(client._host, no_restart=False)
+    kill_host(client, restart=True)
     assert handle.result(timeout=120) == sum(range(8))
     assert client.host_info()["pid"] != old_pid  # really a new process
     assert_clean_history(handle.history())
@@ -49,8 +50,7 @@ def test_whole_runtime_restart_finishes_all_50(ray_session, db_path):
     first = dolmen.Client(db_path)
     handles = first.start_many(w.slow_steps, [(3, 0.1 + i / 1000) for i in range(50)])
     wait_for_events(handles[0], Kind.ACTIVITY_COMPLETED, 1)
-    ray_session.kill(first._host, no_restart=True)  # its worker actors die with it
-    first._closed = True
+    kill_host(first)
     unfinished = [r for r in first.list(limit=100) if r.status == "running"]
     assert unfinished, "nothing was left running; the test would prove nothing"
     second = dolmen.Client(db_path)
@@ -61,7 +61,7 @@ def test_whole_runtime_restart_finishes_all_50(ray_session, db_path):
             assert_clean_history(second.history(h.id))
     finally:
         second.close()
-        ray_session.kill(second._host, no_restart=True)
+        kill_host(second)
 
 
 @dolmen.workflow(name="tests.versioned")
@@ -80,8 +80,7 @@ def test_changed_code_on_replay_raises_nondeterminism_and_keeps_history(ray_sess
     handle = first.start(version_one)
     wait_for_events(handle, Kind.SIGNAL_WAITED, 1)
     before = handle.history()
-    ray_session.kill(first._host, no_restart=True)
-    first._closed = True
+    kill_host(first)
 
     changed = dolmen.Workflow(version_two, name="tests.versioned", wait="await")
     second = dolmen.Client(db_path)
@@ -95,7 +94,7 @@ def test_changed_code_on_replay_raises_nondeterminism_and_keeps_history(ray_sess
         assert [r.status for r in second.list() if r.id == handle.id] == ["nondeterministic"]
     finally:
         second.close()
-        ray_session.kill(second._host, no_restart=True)
+        kill_host(second)
         dolmen.Workflow(version_one.fn, name="tests.versioned", wait="await")
 
 

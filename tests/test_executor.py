@@ -11,7 +11,8 @@ import pytest
 
 import dolmen
 from dolmen.actors import executor as ex
-from dolmen.runtime.workflow_api import ActivityInfo
+from dolmen.actors.failures import AttemptFailed
+from dolmen.runtime.context import ActivityInfo
 
 INFO = ActivityInfo("exec-1", 0, 1, "test")
 
@@ -57,7 +58,7 @@ def test_io_pool_is_larger_than_the_cpu_count():
     overlap = Overlap()
     act = dolmen.activity(name="io")(overlap)
     executor = ex.ActivityExecutor()
-    assert executor.threads >= 32 and executor.threads >= 4 * ex._local_cpus()
+    assert executor.threads >= 32 and executor.threads >= 4 * ex.local_cpus()
     names = run_all(executor, act, [(0.2,)] * 20)
     assert overlap.peak == 20
     assert all(n.startswith("dolmen-activity") for n in names)
@@ -93,11 +94,11 @@ def test_subprocess_attempts_report_timeouts_and_failures_as_attempt_failures():
         return await executor.run(act, act.encode_args((), {}), INFO)
 
     started = time.monotonic()
-    with pytest.raises(ex.AttemptFailed) as timed_out:
+    with pytest.raises(AttemptFailed) as timed_out:
         asyncio.run(attempt(slow))
     assert time.monotonic() - started < 10
     assert timed_out.value.fields["timeout"] is True
-    with pytest.raises(ex.AttemptFailed) as failed:
+    with pytest.raises(AttemptFailed) as failed:
         asyncio.run(attempt(failing))
     assert failed.value.fields["type"] == "ExecError"
     assert "exited with code 4" in failed.value.fields["message"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dolmen.actors.peers import PeerPool
+from dolmen.actors.peers import PeerPool, PeerSpec
 
 
 def test_peers_take_work_only_once_the_local_pool_is_full():
     pool = PeerPool()
-    pool.set([("rb", None, "b", 2), ("rc", None, "c", 4)])
+    pool.set([PeerSpec("rb", None, "b", 2), PeerSpec("rc", None, "c", 4)])
     assert pool.choose(local_inflight=1, local_slots=2, now=0.0) is None
     # Local is full (2/2): the least loaded relative to its CPUs wins.
     assert pool.choose(local_inflight=2, local_slots=2, now=0.0).node == "b"
@@ -22,7 +22,7 @@ def test_peers_take_work_only_once_the_local_pool_is_full():
 
 def test_a_peer_busy_with_its_own_work_is_left_alone_while_its_report_is_fresh():
     pool = PeerPool()
-    pool.set([("rb", None, "b", 2)])
+    pool.set([PeerSpec("rb", None, "b", 2)])
     [b] = pool.peers
     b.reported, b.reported_at = 6, 10.0  # its own queue: 6 native attempts on 2 CPUs
     assert pool.choose(4, 2, now=10.5) is None  # 4/2 here beats 6/2 there
@@ -32,12 +32,12 @@ def test_a_peer_busy_with_its_own_work_is_left_alone_while_its_report_is_fresh()
 
 def test_membership_keeps_counts_of_known_peers():
     pool = PeerPool()
-    pool.set([("rb", None, "b", 2)])
+    pool.set([PeerSpec("rb", None, "b", 2)])
     pool.peers[0].inflight = 2
-    pool.set([("rb", None, "b", 2), ("rc", None, "c", 0)])
+    pool.set([PeerSpec("rb", None, "b", 2), PeerSpec("rc", None, "c", 0)])
     assert [(p.node, p.inflight, p.slots) for p in pool.peers] == [("b", 2, 2), ("c", 0, 1)]
     # A replayer replaced on the same node is a new peer, with the new handle.
-    pool.set([("rb2", "new handle", "b", 2)])
+    pool.set([PeerSpec("rb2", "new handle", "b", 2)])
     assert [(p.name, p.handle, p.inflight) for p in pool.peers] == [("rb2", "new handle", 0)]
     pool.set([])
     assert pool.choose(5, 2, now=0.0) is None
@@ -45,7 +45,7 @@ def test_membership_keeps_counts_of_known_peers():
 
 def test_a_stale_report_lets_one_attempt_probe_the_peer():
     pool = PeerPool()
-    pool.set([("rb", None, "b", 2)])
+    pool.set([PeerSpec("rb", None, "b", 2)])
     [b] = pool.peers
     b.reported, b.reported_at = 6, 0.0  # busy, a while ago
     assert pool.choose(4, 2, now=5.0) is b  # nothing outstanding there: probe it
@@ -67,7 +67,7 @@ def test_a_transport_failure_resolves_every_attempt_as_lost():
     import asyncio
 
     pool = PeerPool()
-    pool.set([("rb", UnserializableArguments(), "b", 2)])
+    pool.set([PeerSpec("rb", UnserializableArguments(), "b", 2)])
     [b] = pool.peers
 
     async def scenario():
@@ -76,6 +76,6 @@ def test_a_transport_failure_resolves_every_attempt_as_lost():
         )
 
     outcomes = asyncio.run(scenario())
-    assert [o[0] for o in outcomes] == ["lost", "lost"]
-    assert "Could not serialize" in outcomes[0][1]
+    assert [o.status for o in outcomes] == ["lost", "lost"]
+    assert "Could not serialize" in outcomes[0].payload
     assert b.inflight == 0 and not b.dead  # the peer itself is fine

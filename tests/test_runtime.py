@@ -9,6 +9,7 @@ import pytest
 
 import dolmen
 from dolmen.runtime.events import Kind
+from dolmen.testing.crashes import kill_host
 from tests import workflows as w
 
 pytestmark = pytest.mark.ray
@@ -131,7 +132,7 @@ def test_idle_await_workflows_are_evicted_and_replayed(ray_session, tmp_path):
         assert handle.result(timeout=30) == [1, 2]
     finally:
         client.close()
-        ray_session.kill(client._host, no_restart=True)
+        kill_host(client)
 
 
 def test_storage_counters_are_exposed(client):
@@ -151,7 +152,7 @@ def test_synchronous_normal_is_an_explicit_opt_in(ray_session, tmp_path):
         assert client.run(w.fiboa, 6, 2) == 8
     finally:
         client.close()
-        ray_session.kill(client._host, no_restart=True)
+        kill_host(client)
     assert os.path.exists(path)
     assert sqlite3.connect(path).execute("SELECT count(*) FROM executions").fetchone()[0] == 1
 

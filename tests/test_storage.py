@@ -9,9 +9,10 @@ import threading
 
 import pytest
 
+from dolmen import storage as db
 from dolmen.runtime.errors import StorageError
-from dolmen.storage import sqlite as db
-from dolmen.storage.group_commit import GroupCommitWriter, Ltx
+from dolmen.runtime.status import Status
+from dolmen.storage import GroupCommitWriter, Ltx
 from dolmen.storage.schema import APPLICATION_ID, MIGRATIONS
 
 
@@ -21,8 +22,20 @@ class Collector:
     def __init__(self) -> None:
         self.batches: list[list[Ltx]] = []
         self._acked = threading.Semaphore(0)
+        self._gate: threading.Event | None = None
+        self.held = threading.Event()  # set while an acknowledgement waits at the gate
+
+    def hold(self) -> threading.Event:
+        """The next acknowledgement (and so the writer thread) waits until the returned
+        event is set: what the writer is given meanwhile queues up as one batch."""
+        self._gate = threading.Event()
+        return self._gate
 
     def __call__(self, batch: list[Ltx]) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            self.held.set()
+            gate.wait(5)
         self.batches.append(batch)
         for _ in batch:
             self._acked.release()
@@ -33,12 +46,14 @@ class Collector:
 
 
 def events_ltx(eid: int, first_seq: int, count: int) -> Ltx:
-    rows = [(eid, first_seq + i, 2, i, 0.0, db.pack_data({"i": i})) for i in range(count)]
+    rows = [
+        db.EventRecord(eid, first_seq + i, 2, i, 0.0, db.pack_data({"i": i})) for i in range(count)
+    ]
     return Ltx(events=rows)
 
 
 def execution_ltx(eid: int, name: str) -> Ltx:
-    return Ltx(executions=[(eid, name, "wf", "running", None, 0.0)])
+    return Ltx(executions=[db.ExecutionRecord(eid, name, "wf", Status.RUNNING, None, 0.0)])
 
 
 def test_schema_migrations_and_pragmas(db_path):
@@ -116,10 +131,9 @@ def test_one_failing_ltx_does_not_sink_the_batch(db_path):
     writer.submit(events_ltx(1, 0, 1))
     acks.wait(1)
     # Hold the writer so the next LTXs arrive as one batch.
-    gate, held = threading.Event(), threading.Event()
-    writer._notify = lambda batch: (held.set(), gate.wait(5), acks(batch))
+    gate = acks.hold()
     writer.submit(events_ltx(9, 0, 1))
-    assert held.wait(5)
+    assert acks.held.wait(5)
     good_before = events_ltx(2, 0, 3)
     duplicate = events_ltx(1, 0, 1)  # primary key taken: this one must fail
     good_after = events_ltx(3, 0, 2)

@@ -18,7 +18,7 @@ import dolmen
 from dolmen import cli
 from dolmen.actors.host import Host
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import register
+from dolmen.runtime.definitions import register
 from dolmen.runtime.events import Kind
 from dolmen.testing import (
     DivergenceError,
@@ -163,7 +163,7 @@ async def _record(path: str) -> None:
     try:
         await host.start(approval_fixed, approval_fixed.encode_args(("o-9",), {}), "done")
         await host.signal("done", "decision", codec.encode("reject"))
-        assert (await host.wait_result("done", 10.0))[0] == "finished"
+        assert (await host.wait_result("done", 10.0)).status == "finished"
         await host.start(approval_fixed, approval_fixed.encode_args(("o-8",), {}), "waiting")
     finally:
         await host.close()

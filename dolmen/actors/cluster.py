@@ -27,14 +27,22 @@ from typing import Any
 
 import ray
 
-from dolmen.actors.host import Host, stored_outcome
+from dolmen.actors.host import Host
+from dolmen.actors.leases import LeaseTable
+from dolmen.actors.peers import PeerSpec
 from dolmen.actors.recovery import plan_takeover
-from dolmen.actors.replayer import EID_BLOCK, ReplayerActor
-from dolmen.runtime.decorators import Workflow, lookup_workflow
+from dolmen.actors.remote_errors import ray_cause
+from dolmen.actors.remote_store import EID_BLOCK
+from dolmen.actors.replayer import ReplayerActor
+from dolmen.actors.requests import Commit, Refusal, Routed, Signal
+from dolmen.runtime.definitions import Workflow, lookup_workflow
 from dolmen.runtime.errors import LeaseLost, UnknownWorkflowError
 from dolmen.runtime.events import Event
-from dolmen.storage import sqlite as db
-from dolmen.storage.group_commit import Ltx
+from dolmen.runtime.ids import root_of
+from dolmen.runtime.status import Status
+from dolmen.storage.local_store import LocalStore
+from dolmen.storage.ltx import Ltx
+from dolmen.storage.records import ExecutionRow, stored_outcome
 
 log = logging.getLogger("dolmen.cluster")
 
@@ -44,7 +52,7 @@ _SPAWN_TIMEOUT = 60.0
 # hold up the node scans that share the loop's default pool.
 _KILLER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="dolmen-kill")
 
-Adoption = tuple[db.ExecutionRow, list[Event]]  # an execution and its history so far
+Adoption = tuple[ExecutionRow, list[Event]]  # an execution and its history so far
 
 
 @dataclasses.dataclass(eq=False)
@@ -55,7 +63,6 @@ class Replayer:
     node: str  # the short label histories record
     cpus: int
     last_seen: float
-    eids: dict[int, str] = dataclasses.field(default_factory=dict)  # leased: eid -> id
     known: set[str] = dataclasses.field(default_factory=set)  # workflow names sent
     outbox: list[Adoption] = dataclasses.field(default_factory=list)
     flushing: asyncio.Future[None] | None = None
@@ -63,6 +70,12 @@ class Replayer:
 
 
 class Coordinator:
+    """The replayers of one storage actor, and which executions each holds.
+
+    ``host`` is the storage actor's own host, on the database's node (its store is the
+    local one).
+    """
+
     def __init__(
         self,
         host: Host,
@@ -73,7 +86,10 @@ class Coordinator:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if host.local_store is None:
+            raise ValueError("the coordinator runs beside the database: its host needs it")
         self.host = host
+        self.store: LocalStore = host.local_store
         self.storage_name = storage_name
         self.namespace = namespace
         self.config = config
@@ -82,8 +98,7 @@ class Coordinator:
         self._clock = clock
         self.node_id = ray.get_runtime_context().get_node_id()
         self.replayers: dict[str, Replayer] = {}
-        self.owner: dict[str, str] = {}  # execution id -> replayer id (others are local)
-        self._ids: dict[int, str] = {}  # eid -> id for every leased execution
+        self.leases = LeaseTable()
         self.workflows: dict[str, Workflow] = {}
         self._local_cpus = 0
         self._local_placing = 0
@@ -170,7 +185,7 @@ class Coordinator:
                 max_concurrency=10_000,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(self.storage_name, self.namespace, self.config)
-            first = self.host._writer.reserve_eids(EID_BLOCK)
+            first = self.store.reserve_eids(EID_BLOCK)
             info = await asyncio.wait_for(
                 handle.attach.remote(
                     self.epoch, first, list(self.workflows.values()), self.lease_seconds
@@ -193,10 +208,10 @@ class Coordinator:
     def _publish_peers(self) -> None:
         """Tell every host which other nodes' native pools it may overflow to."""
         self._peers_version += 1
-        peers = [(r.id, r.handle, r.node, r.cpus) for r in self.replayers.values()]
+        peers = [PeerSpec(r.id, r.handle, r.node, r.cpus) for r in self.replayers.values()]
         self.host.executor.peers.set(peers)
         for replayer in self.replayers.values():
-            others = [p for p in peers if p[0] != replayer.id]
+            others = [p for p in peers if p.name != replayer.id]
             try:
                 replayer.handle.set_peers.remote(self._peers_version, others)
             except Exception:  # noqa: BLE001 - a replayer going away learns nothing more
@@ -211,23 +226,20 @@ class Coordinator:
             log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
             self._publish_peers()
             _kill_soon(replayer.handle)
-        leased, replayer.eids = replayer.eids, {}
-        for eid, execution_id in leased.items():
-            self._ids.pop(eid, None)
-            self.owner.pop(execution_id, None)
+        leased = self.leases.revoke(replayer.id)
         # Its commits that passed the lease check are queued before this LTX, so once it is
         # durable, everything the replayer will ever have written is on disk.
-        reader = self.host._reader
-        rows = [r for i in set(leased.values()) if (r := db.get_execution(reader, i))]
-        plan = plan_takeover(reader, [r for r in rows if r.status == "running"], time.time())
-        await self.host._write(plan.ltx)
+        rows = [r for lease in leased if (r := self.store.get(lease.execution_id))]
+        running = [r for r in rows if r.status is Status.RUNNING]
+        plan = plan_takeover(self.store.reader, running, time.time())
+        await self.host.write(plan.ltx)
         for row in rows:
-            if row.status != "running":  # ended just before: its waiters may not know yet
-                self.host._notify_result(row.id, row.status, stored_outcome(row.status, row.result))
-        for row, fields in plan.failed:
-            self.host._notify_result(row.id, "failed", fields)
+            if row.status is not Status.RUNNING:  # ended just before: waiters may not know
+                self.host.notify_ended(row.id, row.outcome())
+        for row, outcome in plan.failed:
+            self.host.notify_ended(row.id, outcome)
         for row in self.place(plan.resumable):
-            self.host._resume(row)
+            self.host.resume(row)
 
     # ---- placement ---------------------------------------------------------------------
 
@@ -236,39 +248,34 @@ class Coordinator:
         best: Replayer | None = None
         best_load = None
         if self._local_cpus:
-            local = len(self.host._executions) + self._local_placing + local_extra
+            local = self.host.execution_count + self._local_placing + local_extra
             best_load = local / self._local_cpus
         for replayer in self.replayers.values():
-            load = (len(replayer.eids) + replayer.placing) / max(replayer.cpus, 1)
+            load = (self.leases.count(replayer.id) + replayer.placing) / max(replayer.cpus, 1)
             if best_load is None or load < best_load:
                 best, best_load = replayer, load
         return best
 
-    def place(self, rows: list[db.ExecutionRow]) -> list[db.ExecutionRow]:
+    def place(self, rows: list[ExecutionRow]) -> list[ExecutionRow]:
         """Lease whole trees of ``rows`` out; returns the rows the local host resumes.
 
         A tree whose code the storage actor cannot import stays here, parked until a
         client registers it (``Host.register`` resumes parked executions).
         """
-        trees: dict[str, list[db.ExecutionRow]] = defaultdict(list)
+        trees: dict[str, list[ExecutionRow]] = defaultdict(list)
         for row in sorted(rows, key=lambda r: r.id):  # parents before their children
-            trees[row.id.split("/", 1)[0]].append(row)
-        local: list[db.ExecutionRow] = []
+            trees[root_of(row.id)].append(row)
+        local: list[ExecutionRow] = []
         for tree in trees.values():
             target = self._choose(len(local))
             if target is None or not _importable(tree[0].workflow):
                 local.extend(tree)
                 continue
-            items = [(row, db.load_history(self.host._reader, row.eid)) for row in tree]
+            items = [(row, self.store.read_history(row.eid)) for row in tree]
             for row in tree:  # now, so the next tree's choice sees this one
-                self._lease(target, row.eid, row.id)
+                self.leases.grant(target.id, row.eid, row.id)
             self._send(target, items)
         return local
-
-    def _lease(self, replayer: Replayer, eid: int, execution_id: str) -> None:
-        replayer.eids[eid] = execution_id
-        self._ids[eid] = execution_id
-        self.owner[execution_id] = replayer.id
 
     def _send(self, replayer: Replayer, items: list[Adoption]) -> asyncio.Future[None]:
         """Adopt leased executions; those of one event-loop turn leave in one Ray call."""
@@ -293,10 +300,8 @@ class Coordinator:
         except Exception as exc:  # noqa: BLE001 - it lives, but could not take them
             log.error("replayer %s refused adoptions; running them here: %s", replayer.id, exc)
             for row, history in batch:
-                replayer.eids.pop(row.eid, None)
-                self._ids.pop(row.eid, None)
-                self.owner.pop(row.id, None)
-                self.host._resume(row, history)
+                self.leases.release(row.eid)
+                self.host.resume(row, history)
 
     # ---- client operations -------------------------------------------------------------
 
@@ -322,36 +327,51 @@ class Coordinator:
         finally:
             target.placing -= 1
         if created is not None:
-            wf, row, first = created
-            self.workflows.setdefault(wf.name, wf)
+            self.workflows.setdefault(created.workflow.name, created.workflow)
+            row = created.row
             if self.replayers.get(target.id) is not target:  # fenced meanwhile
-                self.host._resume(row, [first])
+                self.host.resume(row, [created.first])
                 return execution_id
-            self._lease(target, row.eid, row.id)
-            await asyncio.shield(self._send(target, [(row, [first])]))
+            self.leases.grant(target.id, row.eid, row.id)
+            await asyncio.shield(self._send(target, [(row, [created.first])]))
         return execution_id
 
-    async def route(self, method: str, execution_id: str, *args: Any) -> Any:
-        """Signal or cancel on the host that holds the execution's lease, as it moves."""
+    async def route(self, request: Routed) -> None:
+        """A signal or cancel, on the host that holds the execution's lease, as it moves."""
         deadline = self._clock() + 3 * self.lease_seconds
+        execution_id = request.execution_id
         while True:
-            replayer = self.replayers.get(self.owner.get(execution_id, ""))
-            if execution_id not in self.owner:
-                return await getattr(self.host, method)(execution_id, *args)
+            holder = self.leases.holder(execution_id)
+            if holder is None:
+                return await self._here(request)
+            replayer = self.replayers.get(holder)
             try:
                 if replayer is not None:
-                    return await getattr(replayer.handle, method).remote(execution_id, *args)
+                    method = (
+                        replayer.handle.signal
+                        if isinstance(request, Signal)
+                        else replayer.handle.cancel
+                    )
+                    return await method.remote(request)
             except ray.exceptions.RayTaskError as exc:
-                if not isinstance(getattr(exc, "cause", None), LeaseLost):
-                    raise exc.cause if isinstance(exc.cause, BaseException) else exc from None
+                cause = ray_cause(exc)
+                if not isinstance(cause, LeaseLost):
+                    raise cause from None
             except ray.exceptions.RayActorError:
                 pass
             if self._clock() > deadline:
-                raise LeaseLost(f"execution {execution_id!r} has no live host to take {method}")
+                what = type(request).__name__.lower()
+                raise LeaseLost(f"execution {execution_id!r} has no live host to take {what}")
             await asyncio.sleep(0.1)
 
+    async def _here(self, request: Routed) -> None:
+        if isinstance(request, Signal):
+            await self.host.signal(request.execution_id, request.name, request.value)
+        else:
+            await self.host.cancel(request.execution_id)
+
     def where(self, execution_id: str) -> str | None:
-        replayer = self.replayers.get(self.owner.get(execution_id, ""))
+        replayer = self.replayers.get(self.leases.holder(execution_id) or "")
         return replayer.node if replayer is not None else self.host.node
 
     def describe(self) -> list[dict[str, Any]]:
@@ -360,11 +380,12 @@ class Coordinator:
                 "host": "storage",
                 "node": self.host.node,
                 "cpus": self._local_cpus,
-                "executions": len(self.host._executions),
+                "executions": self.host.execution_count,
             }
         ]
         for r in self.replayers.values():
-            hosts.append({"host": r.id, "node": r.node, "cpus": r.cpus, "executions": len(r.eids)})
+            executions = self.leases.count(r.id)
+            hosts.append({"host": r.id, "node": r.node, "cpus": r.cpus, "executions": executions})
         return hosts
 
     # ---- the storage side of replayers -------------------------------------------------
@@ -376,50 +397,47 @@ class Coordinator:
         replayer.last_seen = self._clock()
         return True
 
-    async def commit(
-        self,
-        replayer_id: str,
-        epoch: str,
-        wire: list[tuple[list[Any], list[Any], list[Any]]],
-    ) -> list[tuple[str, str] | None]:
+    async def commit(self, request: Commit) -> list[Refusal | None]:
         """Write a replayer's LTXs, refusing any that touch an execution it does not hold."""
+        replayer_id = request.replayer_id
         replayer = self.replayers.get(replayer_id)
-        if replayer is None or epoch != self.epoch:
-            refusal = ("lease", f"{replayer_id} holds no lease under the current epoch")
-            return [refusal] * len(wire)
+        if replayer is None or request.epoch != self.epoch:
+            refusal = Refusal("lease", f"{replayer_id} holds no lease under the current epoch")
+            return [refusal] * len(request.ltxs)
         replayer.last_seen = self._clock()
-        errors: list[tuple[str, str] | None] = [None] * len(wire)
+        refusals: list[Refusal | None] = [None] * len(request.ltxs)
         written: list[tuple[int, Ltx, asyncio.Future[None]]] = []
-        for i, (executions, events, statuses) in enumerate(wire):
-            created = {r[0] for r in executions}
-            touched = {e[0] for e in events} | {s[3] for s in statuses}
-            stray = [eid for eid in touched if eid not in replayer.eids and eid not in created]
+        for i, wire in enumerate(request.ltxs):
+            created = {r.eid for r in wire.executions}
+            touched = {e.eid for e in wire.events} | {s.eid for s in wire.statuses}
+            stray = [
+                eid
+                for eid in touched
+                if eid not in created and not self.leases.holds(replayer_id, eid)
+            ]
             if stray:
-                errors[i] = ("lease", f"{replayer_id} does not hold executions {sorted(stray)}")
+                message = f"{replayer_id} does not hold executions {sorted(stray)}"
+                refusals[i] = Refusal("lease", message)
                 continue
-            ltx = Ltx(executions=executions, events=events, statuses=statuses)
+            ltx = Ltx(executions=wire.executions, events=wire.events, statuses=wire.statuses)
             # Queued now, before any await: a fence that follows is ordered after it.
             written.append((i, ltx, self.host.submit(ltx)))
         for i, ltx, done in written:
             try:
                 await done
             except Exception as exc:  # noqa: BLE001 - reported to the replayer, which retries
-                errors[i] = ("storage", str(exc))
+                refusals[i] = Refusal("storage", str(exc))
                 continue
-            for eid, execution_id, *_ in ltx.executions:  # children stay with their parent
-                self._lease(replayer, eid, execution_id)
-            for status, stored, _, eid in ltx.statuses:
-                self._ended(eid, status, stored)
-        return errors
+            for record in ltx.executions:  # children stay with their parent
+                self.leases.grant(replayer_id, record.eid, record.id)
+            for record in ltx.statuses:
+                self._ended(record.eid, record.status, record.result)
+        return refusals
 
-    def _ended(self, eid: int, status: str, stored: bytes | None) -> None:
-        execution_id = self._ids.pop(eid, None)
-        if execution_id is None:
-            return
-        replayer = self.replayers.get(self.owner.pop(execution_id, ""))
-        if replayer is not None:
-            replayer.eids.pop(eid, None)
-        self.host._notify_result(execution_id, status, stored_outcome(status, stored))
+    def _ended(self, eid: int, status: Status, stored: bytes | None) -> None:
+        lease = self.leases.release(eid)
+        if lease is not None:
+            self.host.notify_ended(lease.execution_id, stored_outcome(status, stored))
 
     async def shutdown(self) -> None:
         """Replayers flush their cached events (still holding their leases), then stop."""

@@ -19,38 +19,16 @@ import concurrent.futures
 import os
 from typing import Any
 
+from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
 from dolmen.actors.peers import Peer, PeerPool
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import Activity
-from dolmen.runtime.replay import error_fields
-from dolmen.runtime.workflow_api import ActivityInfo, set_activity_info
+from dolmen.runtime.attempt import invoke
+from dolmen.runtime.context import ActivityInfo
+from dolmen.runtime.definitions import Activity
+from dolmen.runtime.errors import error_fields
 
 # Operators may pin the native pool's size (e.g. to leave cores to other work on the node).
 NATIVE_THREADS_ENV = "DOLMEN_NATIVE_THREADS"
-
-
-class AttemptFailed(Exception):
-    """One attempt ended badly; ``fields`` is what the history records."""
-
-    def __init__(
-        self, fields: dict[str, Any], timeout: bool = False, node: str | None = None
-    ) -> None:
-        super().__init__(fields.get("message", ""))
-        self.fields = dict(fields, timeout=timeout) if timeout else fields
-        self.node = node  # where the attempt ran, when that was another node
-
-
-def invoke(act: Activity, args_blob: bytes, info: ActivityInfo) -> bytes:
-    """Run one attempt in this process and return the encoded result."""
-    args, kwargs = act.decode_args(args_blob)
-    set_activity_info(info)
-    try:
-        result = act.fn(*args, **kwargs)
-        if act.is_async:
-            result = asyncio.run(result)
-    finally:
-        set_activity_info(None)
-    return codec.encode(result, f"the result of activity {act.name!r}")
 
 
 class ActivityExecutor:
@@ -67,14 +45,14 @@ class ActivityExecutor:
         processes: int | None = None,
         native_threads: int | None = None,
     ) -> None:
-        cpus = _local_cpus()
+        cpus = local_cpus()
         # I/O threads mostly wait, so many of them cost little and hide latency.
         self.threads = threads or max(32, 4 * cpus)
         self.processes = processes or cpus
         self._native_threads = native_threads
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._native: concurrent.futures.ThreadPoolExecutor | None = None
-        self._workers: WorkerPool | None = None
+        self._workers: Any = None  # a worker.WorkerPool, made (and Ray imported) on first use
         self._native_inflight = 0
         self.peers = PeerPool()  # other nodes' native pools, on a cluster
 
@@ -112,6 +90,8 @@ class ActivityExecutor:
         """
         if act.executor == "process":
             if self._workers is None:
+                from dolmen.actors.worker import WorkerPool
+
                 self._workers = WorkerPool(self.processes)
             return await self._workers.run(act, args_blob, info)
         if act.executor == "subprocess":
@@ -143,7 +123,7 @@ class ActivityExecutor:
                 self.peers.run(peer, act, args_blob, info), act.timeout
             )
         except TimeoutError:
-            raise AttemptFailed(_timeout_fields(act), timeout=True, node=peer.node) from None
+            raise AttemptFailed(timeout_fields(act), timeout=True, node=peer.node) from None
         if status == "lost":  # the peer failed, not the attempt: run it here instead
             return await self.run_placed(act, args_blob, info, spread=False)
         if status == "error":
@@ -161,7 +141,7 @@ class ActivityExecutor:
                 return await future
             return await asyncio.wait_for(future, act.timeout)
         except TimeoutError:
-            raise AttemptFailed(_timeout_fields(act), timeout=True) from None
+            raise AttemptFailed(timeout_fields(act), timeout=True) from None
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - activity code may raise anything
@@ -181,7 +161,7 @@ class ActivityExecutor:
             return codec.encode(result, f"the result of activity {act.name!r}")
         except TimeoutError as exc:
             if scope.expired():  # ours, not a TimeoutError raised by the attempt itself
-                raise AttemptFailed(_timeout_fields(act), timeout=True) from None
+                raise AttemptFailed(timeout_fields(act), timeout=True) from None
             raise AttemptFailed(error_fields(exc)) from None
         except asyncio.CancelledError:
             raise
@@ -211,9 +191,9 @@ class ActivityExecutor:
             status, payload, node = await asyncio.wait_for(ref, act.timeout)
         except TimeoutError:
             ray.cancel(ref, force=True)
-            raise AttemptFailed(_timeout_fields(act), timeout=True) from None
+            raise AttemptFailed(timeout_fields(act), timeout=True) from None
         except ray.exceptions.RayError as exc:  # its worker or its whole node died
-            message = f"the process running the activity died: {_first_line(exc)}"
+            message = f"the process running the activity died: {first_line(exc)}"
             raise AttemptFailed(
                 {"type": "WorkerDied", "message": message, "traceback": ""}
             ) from None
@@ -229,7 +209,7 @@ class ActivityExecutor:
             self._workers.shutdown()
 
 
-def _local_cpus() -> int:
+def local_cpus() -> int:
     """CPUs this process may run on (a cpuset in a container may allow fewer than exist)."""
     try:
         return len(os.sched_getaffinity(0)) or 1
@@ -268,75 +248,4 @@ def node_cpus() -> int:
                         return cpus
     except Exception:  # noqa: BLE001 - sizing must never stop the host; fall back
         pass
-    return _local_cpus()
-
-
-def _timeout_fields(act: Activity) -> dict[str, Any]:
-    return {
-        "type": "TimeoutError",
-        "message": f"attempt exceeded the timeout of {act.timeout} s",
-        "traceback": "",
-    }
-
-
-class WorkerPool:
-    """A fixed number of worker-process actors, handed out one attempt at a time."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._idle: asyncio.Queue[Any] = asyncio.Queue()
-        self._created = 0
-
-    def _spawn(self) -> Any:
-        from dolmen.actors.worker import PythonWorker
-
-        self._created += 1
-        return PythonWorker.remote()
-
-    async def _acquire(self) -> Any:
-        if self._idle.empty() and self._created < self.size:
-            return self._spawn()
-        return await self._idle.get()
-
-    async def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[bytes, str]:
-        """Result and the node of the worker (Ray places workers on any node with a CPU)."""
-        import ray
-
-        worker = await self._acquire()
-        healthy = True
-        try:
-            status, payload, node = await asyncio.wait_for(
-                worker.run.remote(act, args_blob, info), act.timeout
-            )
-        except TimeoutError:
-            healthy = False
-            raise AttemptFailed(_timeout_fields(act), timeout=True) from None
-        except ray.exceptions.RayActorError as exc:
-            healthy = False
-            message = f"the worker process running the activity died: {_first_line(exc)}"
-            raise AttemptFailed(
-                {"type": "WorkerDied", "message": message, "traceback": ""}
-            ) from None
-        except BaseException:
-            healthy = False
-            raise
-        finally:
-            if healthy:
-                self._idle.put_nowait(worker)
-            else:
-                ray.kill(worker, no_restart=True)
-                self._created -= 1
-        if status == "error":
-            raise AttemptFailed(payload, node=node)
-        return payload, node
-
-    def shutdown(self) -> None:
-        import ray
-
-        while not self._idle.empty():
-            ray.kill(self._idle.get_nowait(), no_restart=True)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    return local_cpus()

@@ -17,19 +17,49 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
-from dolmen.runtime.decorators import Activity
-from dolmen.runtime.workflow_api import ActivityInfo
-
-# ("ok", result bytes, node), ("error", fields, node), or ("lost", why, node) when the
-# attempt never reached the peer or its result never came back.
-Outcome = tuple[str, Any, str]
+from dolmen.runtime.context import ActivityInfo
+from dolmen.runtime.definitions import Activity
 
 REPORT_TTL = 1.0  # after this long without news, a peer's reported load is forgotten
 
 
-PeerSpec = tuple[str, Any, str, int]  # replayer name, its handle, its node, its CPUs
+class PeerSpec(NamedTuple):
+    """A peer as the storage actor announces it."""
+
+    name: str  # the replayer's actor name
+    handle: Any  # its ReplayerActor
+    node: str
+    cpus: int
+
+
+class NativeWork(NamedTuple):
+    """One attempt sent to a peer; ``index`` matches its result to it."""
+
+    index: int
+    activity: Activity
+    args: bytes
+    info: ActivityInfo
+
+
+class NativeResult(NamedTuple):
+    """A peer's answer for one attempt, with its native load at that moment."""
+
+    index: int
+    status: Literal["ok", "error"]
+    payload: Any  # result bytes, or the failure's fields
+    node: str
+    load: int
+
+
+class PeerOutcome(NamedTuple):
+    """How an attempt sent to a peer ended: ``lost`` when it never reached the peer or its
+    result never came back (the transport failed, not the attempt)."""
+
+    status: Literal["ok", "error", "lost"]
+    payload: Any  # result bytes, the failure's fields, or why it was lost
+    node: str
 
 
 @dataclasses.dataclass(eq=False)
@@ -42,7 +72,7 @@ class Peer:
     reported: int = 0  # the peer's own count of native attempts, at its last result
     reported_at: float = float("-inf")
     dead: bool = False
-    outbox: list[tuple[asyncio.Future[Outcome], Activity, bytes, ActivityInfo]] = dataclasses.field(
+    outbox: list[tuple[asyncio.Future[PeerOutcome], NativeWork]] = dataclasses.field(
         default_factory=list
     )
     flushing: asyncio.Future[None] | None = None
@@ -56,8 +86,8 @@ class PeerPool:
         """The current membership (from the storage actor); counts of known peers carry on."""
         known = {p.name: p for p in self.peers if not p.dead}
         self.peers = [
-            known[name] if name in known else Peer(name, handle, node, max(slots, 1))
-            for name, handle, node, slots in peers
+            known[p.name] if p.name in known else Peer(p.name, p.handle, p.node, max(p.cpus, 1))
+            for p in peers
         ]
 
     def choose(self, local_inflight: int, local_slots: int, now: float) -> Peer | None:
@@ -75,9 +105,11 @@ class PeerPool:
                 best, best_load = peer, load
         return best
 
-    async def run(self, peer: Peer, act: Activity, args_blob: bytes, info: ActivityInfo) -> Outcome:
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        peer.outbox.append((future, act, args_blob, info))
+    async def run(
+        self, peer: Peer, act: Activity, args_blob: bytes, info: ActivityInfo
+    ) -> PeerOutcome:
+        future: asyncio.Future[PeerOutcome] = asyncio.get_running_loop().create_future()
+        peer.outbox.append((future, NativeWork(len(peer.outbox), act, args_blob, info)))
         if peer.flushing is None:
             peer.flushing = asyncio.ensure_future(self._flush(peer))
         peer.inflight += 1
@@ -92,14 +124,14 @@ class PeerPool:
         await asyncio.sleep(0)  # this turn's other attempts for the peer join the call
         batch, peer.outbox = peer.outbox, []
         peer.flushing = None
-        work = [(i, act, args, info) for i, (_, act, args, info) in enumerate(batch)]
         why = "the peer returned no result"
         try:
-            async for ref in peer.handle.run_native.remote(work):
-                i, status, payload, node, load = await ref
-                peer.reported, peer.reported_at = load, asyncio.get_running_loop().time()
-                if not batch[i][0].done():
-                    batch[i][0].set_result((status, payload, node))
+            async for ref in peer.handle.run_native.remote([work for _, work in batch]):
+                answer: NativeResult = await ref
+                peer.reported, peer.reported_at = answer.load, asyncio.get_running_loop().time()
+                future = batch[answer.index][0]
+                if not future.done():
+                    future.set_result(PeerOutcome(answer.status, answer.payload, answer.node))
         except ray.exceptions.RayActorError as exc:
             peer.dead = True  # until the storage actor's next membership says otherwise
             why = f"its process or node is gone: {exc}"
@@ -108,6 +140,7 @@ class PeerPool:
         finally:
             # Whatever did not come back runs here instead: the transport failed, not the
             # attempt, so it costs no retry.
-            for future, *_ in batch:
+            for future, _ in batch:
                 if not future.done():
-                    future.set_result(("lost", why.strip().splitlines()[0][:300], peer.node))
+                    reason = why.strip().splitlines()[0][:300]
+                    future.set_result(PeerOutcome("lost", reason, peer.node))

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from typing import Any
 
 from dolmen.runtime.events import Event, Kind
+from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import outstanding
-from dolmen.storage import sqlite as db
-from dolmen.storage.group_commit import Ltx
+from dolmen.runtime.status import Status
+from dolmen.storage import meta, reads
+from dolmen.storage.ltx import Ltx
+from dolmen.storage.records import EventRecord, ExecutionRow, pack_data, status_record
 
 CRASH_LIMIT = 3
-
-
-def set_meta(key: str, value: str) -> tuple[str, tuple[str, str]]:
-    return ("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
 @dataclasses.dataclass
@@ -29,21 +27,18 @@ class RecoveryPlan:
     """``ltx`` records the bookkeeping; ``resumable`` replay; ``failed`` are reported."""
 
     ltx: Ltx
-    resumable: list[db.ExecutionRow]
-    failed: list[tuple[db.ExecutionRow, dict[str, Any]]]
+    resumable: list[ExecutionRow]
+    failed: list[tuple[ExecutionRow, Outcome]]
 
 
-def plan_recovery(conn: sqlite3.Connection, reader: sqlite3.Connection, now: float) -> RecoveryPlan:
-    clean = conn.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'").fetchone()
-    was_clean = clean is None or clean[0] == "1"
-    plan = RecoveryPlan(Ltx(statements=[set_meta("clean_shutdown", "0")]), [], [])
-    _plan(plan, reader, db.unfinished(reader), was_clean, now)
+def plan_recovery(reader: sqlite3.Connection, now: float) -> RecoveryPlan:
+    """What a host opening the database does with the unfinished executions it finds."""
+    plan = RecoveryPlan(Ltx(statements=[meta.set_clean_shutdown(False)]), [], [])
+    _plan(plan, reader, reads.unfinished(reader), meta.was_clean_shutdown(reader), now)
     return plan
 
 
-def plan_takeover(
-    reader: sqlite3.Connection, rows: list[db.ExecutionRow], now: float
-) -> RecoveryPlan:
+def plan_takeover(reader: sqlite3.Connection, rows: list[ExecutionRow], now: float) -> RecoveryPlan:
     """The executions of a replayer whose lease lapsed: its process ended uncleanly.
 
     Counted like a host crash, so an activity that kills every replayer it runs on fails
@@ -57,20 +52,19 @@ def plan_takeover(
 def _plan(
     plan: RecoveryPlan,
     reader: sqlite3.Connection,
-    rows: list[db.ExecutionRow],
+    rows: list[ExecutionRow],
     was_clean: bool,
     now: float,
 ) -> None:
     for row in rows:
-        history = db.load_history(reader, row.eid)
+        history = reads.load_history(reader, row.eid)
         count = 0
         if not was_clean and _may_run_activities(history):
-            count = _crash_count(reader, row.eid, len(history))
+            mark = meta.crash_mark(reader, row.eid)
+            # Counted in a row only while the history did not grow in between.
+            count = mark.count + 1 if mark.events == len(history) else 1
             plan.ltx.statements.append(
-                (
-                    "UPDATE executions SET crash_count = ?, crash_mark = ? WHERE eid = ?",
-                    (count, len(history), row.eid),
-                )
+                meta.set_crash_mark(row.eid, meta.CrashMark(count, len(history)))
             )
         if count >= CRASH_LIMIT:
             plan.failed.append((row, _fail(plan.ltx, row, history, count, now)))
@@ -78,9 +72,7 @@ def _plan(
             plan.resumable.append(row)
 
 
-def _fail(
-    ltx: Ltx, row: db.ExecutionRow, history: list[Event], count: int, now: float
-) -> dict[str, Any]:
+def _fail(ltx: Ltx, row: ExecutionRow, history: list[Event], count: int, now: float) -> Outcome:
     names = [e.data.get("name") for e in outstanding(history)]
     running = f"activities {names}" if names else "its next step"
     fields = {
@@ -92,10 +84,10 @@ def _fail(
         ),
         "traceback": "",
     }
-    data = db.pack_data(fields)
-    ltx.events.append((row.eid, len(history), Kind.FAILED, -1, now, data))
-    ltx.statuses.append(("failed", data, now, row.eid))
-    return fields
+    outcome = Outcome(Status.FAILED, error=fields)
+    ltx.events.append(EventRecord(row.eid, len(history), Kind.FAILED, -1, now, pack_data(fields)))
+    ltx.statuses.append(status_record(row.eid, outcome, now))
+    return outcome
 
 
 def _may_run_activities(history: list[Event]) -> bool:
@@ -107,10 +99,3 @@ def _may_run_activities(history: list[Event]) -> bool:
     if any(e.kind == Kind.ACTIVITY_SCHEDULED for e in outstanding(history)):
         return True
     return history[-1].kind not in (Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED)
-
-
-def _crash_count(conn: sqlite3.Connection, eid: int, events: int) -> int:
-    count, mark = conn.execute(
-        "SELECT crash_count, crash_mark FROM executions WHERE eid = ?", (eid,)
-    ).fetchone()
-    return count + 1 if mark == events else 1

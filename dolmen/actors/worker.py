@@ -1,15 +1,23 @@
-"""The worker process: a Ray actor that runs pure-Python activity attempts."""
+"""Worker processes: Ray actors and tasks that run activity attempts outside the host.
+
+A pure-Python CPU activity (``executor="process"``) runs in a ``PythonWorker`` from a
+fixed ``WorkerPool``; an activity with Ray ``resources=`` runs as a ``run_attempt`` task
+wherever Ray finds them. Either way a timeout kills the process and a crash takes only
+the worker. Both answer errors as values: the fields are what the history records.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import ray
 
-from dolmen.actors.executor import invoke
-from dolmen.runtime.decorators import Activity
-from dolmen.runtime.replay import error_fields
-from dolmen.runtime.workflow_api import ActivityInfo
+from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
+from dolmen.runtime.attempt import invoke
+from dolmen.runtime.context import ActivityInfo
+from dolmen.runtime.definitions import Activity
+from dolmen.runtime.errors import error_fields
 
 
 def node_label() -> str:
@@ -40,3 +48,55 @@ class PythonWorker:
             return "ok", invoke(act, args_blob, info), node_label()
         except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
             return "error", error_fields(exc), node_label()
+
+
+class WorkerPool:
+    """A fixed number of worker-process actors, handed out one attempt at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: asyncio.Queue[Any] = asyncio.Queue()
+        self._created = 0
+
+    def _spawn(self) -> Any:
+        self._created += 1
+        return PythonWorker.remote()
+
+    async def _acquire(self) -> Any:
+        if self._idle.empty() and self._created < self.size:
+            return self._spawn()
+        return await self._idle.get()
+
+    async def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[bytes, str]:
+        """Result and the node of the worker (Ray places workers on any node with a CPU)."""
+        worker = await self._acquire()
+        healthy = True
+        try:
+            status, payload, node = await asyncio.wait_for(
+                worker.run.remote(act, args_blob, info), act.timeout
+            )
+        except TimeoutError:
+            healthy = False
+            raise AttemptFailed(timeout_fields(act), timeout=True) from None
+        except ray.exceptions.RayActorError as exc:
+            healthy = False
+            message = f"the worker process running the activity died: {first_line(exc)}"
+            raise AttemptFailed(
+                {"type": "WorkerDied", "message": message, "traceback": ""}
+            ) from None
+        except BaseException:
+            healthy = False
+            raise
+        finally:
+            if healthy:
+                self._idle.put_nowait(worker)
+            else:
+                ray.kill(worker, no_restart=True)
+                self._created -= 1
+        if status == "error":
+            raise AttemptFailed(payload, node=node)
+        return payload, node
+
+    def shutdown(self) -> None:
+        while not self._idle.empty():
+            ray.kill(self._idle.get_nowait(), no_restart=True)

@@ -23,7 +23,7 @@ import re
 import threading
 from typing import Any
 
-from dolmen.runtime.decorators import Activity
+from dolmen.runtime.definitions import Activity
 
 _DECLARATION = re.compile(
     r"^\s*(?P<result>[\w\s*]*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*\((?P<params>[^()]*)\)\s*;?\s*$"

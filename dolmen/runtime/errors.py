@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import traceback
+from typing import Any
+
 
 class DolmenError(Exception):
     """Base class of all dolmen errors."""
@@ -108,3 +111,16 @@ class CancelledError(DolmenError):
 
 class ResultTimeoutError(DolmenError, TimeoutError):
     """``handle.result(timeout=...)`` gave up waiting; the execution goes on."""
+
+
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """What a history records of an exception: its type name, message and traceback.
+
+    The exception itself is never stored (that would need pickle); readers get these
+    fields, and errors re-created from them name the original type in text only.
+    """
+    return {
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc))[-4000:],
+    }

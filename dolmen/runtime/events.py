@@ -12,6 +12,8 @@ import dataclasses
 import enum
 from typing import Any
 
+from dolmen.runtime import codec
+
 
 class Kind(enum.IntEnum):
     # stored as small integers; never renumber, only append
@@ -45,6 +47,10 @@ COMMANDS = frozenset(
     }
 )
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
+# Commands that must be durable before the workflow can make progress without them: their
+# deadlines, children and waits must survive a crash exactly as issued. Activity schedules
+# and recorded values are cached and ride along with the next durable event.
+FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
 RESOLUTIONS = frozenset(
@@ -79,7 +85,7 @@ class Event:
         k = self.kind
         if k in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
             what = "activity" if k == Kind.ACTIVITY_SCHEDULED else "child workflow"
-            call = f"{d.get('name')}({_short_args(d.get('args'))})"
+            call = f"{d.get('name')}({short(format_args(d.get('args')), 120)})"
             return f"{what} {call} at position {self.position}"
         if k == Kind.TIMER_STARTED:
             return f"sleep({d.get('seconds')}) at position {self.position}"
@@ -94,21 +100,30 @@ class Event:
         return f"{k.name.lower()} (position {self.position})"
 
 
-def _short_args(payload: bytes | None) -> str:
-    from dolmen.runtime import codec
-
+def format_args(payload: bytes | None) -> str:
+    """The arguments of a call, as written in code: ``1, 'x', k=2``."""
     if payload is None:
         return ""
     try:
         args = codec.decode(payload)
     except Exception:  # noqa: BLE001 - a description must never fail
-        return "?"
+        return f"<{len(payload)} undecodable bytes>"
     if isinstance(args, dict):
-        parts = [repr(a) for a in args["args"]] + [f"{k}={v!r}" for k, v in args["kwargs"].items()]
+        parts = [repr(a) for a in args.get("args", [])]
+        parts += [f"{k}={v!r}" for k, v in args.get("kwargs", {}).items()]
     else:
         parts = [repr(a) for a in args]
-    text = ", ".join(parts)
-    return text if len(text) <= 120 else text[:117] + "..."
+    return ", ".join(parts)
+
+
+def format_call(name: str, args: bytes | None) -> str:
+    """``charge('order-7', 12.5)``: the function's own name (no module) and its arguments."""
+    return f"{name.rpartition(':')[2]}({format_args(args)})"
+
+
+def short(text: str, width: int = 100) -> str:
+    """``text`` cut to ``width`` characters, with an ellipsis when cut."""
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def describe_command(kind: Kind, position: int, data: dict[str, Any]) -> str:

@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import IO, Any
 
-from dolmen.runtime.decorators import Activity
-from dolmen.runtime.workflow_api import ActivityInfo
+from dolmen.runtime.context import ActivityInfo
+from dolmen.runtime.definitions import Activity
 
 # Bytes of stdout and of stderr kept per attempt: results go into the history, and an
 # unbounded log there would bloat the database. The end is kept; errors are usually there.

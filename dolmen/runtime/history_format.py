@@ -20,16 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import math
 from typing import Any
 
 import msgpack
 
 from dolmen.runtime import codec
+from dolmen.runtime.describe import local_time, summarize
 from dolmen.runtime.errors import DolmenError, EncodingError
-from dolmen.runtime.events import Event, Kind
-from dolmen.storage.sqlite import ExecutionRow
+from dolmen.runtime.events import Event, Kind, short
+from dolmen.storage import ExecutionRow
 
 FORMAT = "dolmen-history/1"
 # Marks bytes inside a JSON value: {"$bytes": "<base64>"}; used for nested bytes and for
@@ -208,75 +208,6 @@ def events_from_document(doc: dict[str, Any]) -> list[Event]:
 
 
 # ---- text --------------------------------------------------------------------------------
-
-
-def local_time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(ts).isoformat(sep=" ", timespec="milliseconds")
-
-
-def short(text: str, width: int = _SUMMARY_WIDTH) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _value(data: bytes) -> str:
-    try:
-        return repr(codec.decode(data))
-    except EncodingError:
-        return f"<{len(data)} undecodable bytes>"
-
-
-def format_call(name: str, args: bytes) -> str:
-    """``name(1, 'x', k=2)`` from a codec-encoded argument payload."""
-    short_name = name.rpartition(":")[2]
-    try:
-        payload = codec.decode(args)
-    except EncodingError:
-        return f"{short_name}(<{len(args)} undecodable bytes>)"
-    if isinstance(payload, dict):
-        positional = [repr(v) for v in payload.get("args", [])]
-        keywords = [f"{k}={v!r}" for k, v in payload.get("kwargs", {}).items()]
-        return f"{short_name}({', '.join(positional + keywords)})"
-    return f"{short_name}({', '.join(repr(v) for v in payload)})"
-
-
-def _error(d: dict[str, Any]) -> str:
-    return f"{d.get('type', '?')}: {d.get('message', '')}"
-
-
-def summarize(event: Event) -> str:
-    """What one event says, in a line: call, result or error, attempt, timer, signal..."""
-    d, k = event.data, event.kind
-    if k == Kind.CREATED:
-        return format_call(str(d.get("workflow", "?")), d.get("args", b"\x90"))
-    if k == Kind.ACTIVITY_SCHEDULED:
-        return format_call(str(d.get("name", "?")), d.get("args", b"\x90"))
-    where = f", node {d['node']}" if "node" in d else ""  # recorded on a cluster
-    if k == Kind.ACTIVITY_COMPLETED:
-        return f"-> {_value(d['result'])}  (attempt {d.get('attempt', 1)}{where})"
-    if k == Kind.ACTIVITY_FAILED:
-        what = "timed out" if d.get("timeout") else "failed"
-        then = "final" if d.get("final", True) else "will retry"
-        return f"{what}: {_error(d)}  (attempt {d.get('attempt', 1)}, {then}{where})"
-    if k == Kind.TIMER_STARTED:
-        return f"sleep {d.get('seconds')} s, until {local_time(d.get('fire_at'))}"
-    if k == Kind.CHILD_STARTED:
-        call = format_call(str(d.get("name", "?")), d.get("args", b"\x90"))
-        return f"{call}  as {d.get('child_id')}"
-    if k == Kind.CHILD_FINISHED:
-        outcome = f"-> {_value(d['result'])}" if "result" in d else f"failed: {_error(d)}"
-        return f"{d.get('child_id')} {outcome}"
-    if k in (Kind.SIGNAL_WAITED, Kind.SIGNAL_RECEIVED):
-        value = f" = {d.get('value')!r}" if k == Kind.SIGNAL_RECEIVED else ""
-        return f"signal {d.get('name')!r}{value}"
-    if k == Kind.VALUE_RECORDED:
-        return f"{d.get('what')}() = {d.get('value')!r}"
-    if k == Kind.FINISHED:
-        return f"-> {_value(d['result'])}" if "result" in d else ""
-    if k == Kind.FAILED:
-        return _error(d)
-    return ""
 
 
 def render_history(row: ExecutionRow, events: list[Event]) -> list[str]:

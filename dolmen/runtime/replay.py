@@ -9,36 +9,34 @@ the code issues against it.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import functools
 import random as _random
 import time
-import traceback
 import uuid as _uuid
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import Activity, Workflow
+from dolmen.runtime.context import CURRENT_WORKFLOW
+from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
     ActivityError,
     ActivityTimeoutError,
     ChildWorkflowError,
     NondeterminismError,
     WorkflowError,
+    error_fields,
 )
 from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind, describe_command
-
-_CURRENT: contextvars.ContextVar[WorkflowInstance | None] = contextvars.ContextVar(
-    "dolmen_workflow_instance", default=None
-)
+from dolmen.runtime.ids import child_id
 
 
 def current_instance() -> WorkflowInstance | None:
     """The execution whose code is running in this context, if any."""
-    return _CURRENT.get()
+    instance = CURRENT_WORKFLOW.get()
+    return instance if isinstance(instance, WorkflowInstance) else None
 
 
 class Pending:
@@ -81,14 +79,6 @@ class Completion:
 
     commands: list[Event]
     finished: bool
-
-
-def error_fields(exc: BaseException) -> dict[str, str]:
-    return {
-        "type": type(exc).__qualname__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc))[-4000:],
-    }
 
 
 class WorkflowInstance:
@@ -209,7 +199,7 @@ class WorkflowInstance:
         while not self.finished:
             if self._blocked_on is not None and not self._blocked_on.done:
                 return
-            token = _CURRENT.set(self)
+            token = CURRENT_WORKFLOW.set(self)
             try:
                 awaited = self._coro.send(None)
             except StopIteration as stop:
@@ -221,7 +211,7 @@ class WorkflowInstance:
                 self._finish(Kind.FAILED, error_fields(exc))
                 return
             finally:
-                _CURRENT.reset(token)
+                CURRENT_WORKFLOW.reset(token)
             self._check_determinism()
             if not isinstance(awaited, Pending):
                 self.close()
@@ -259,7 +249,7 @@ class WorkflowInstance:
             if (
                 recorded.kind != kind
                 or recorded.position != position
-                or not _same(kind, data, recorded.data)
+                or not same_command(kind, data, recorded.data)
             ):
                 raise self._mismatch(recorded.describe(), describe_command(kind, position, data))
             self._cursor += 1
@@ -292,7 +282,7 @@ class WorkflowInstance:
         data = {
             "name": wf.name,
             "args": wf.encode_args(args, kwargs),
-            "child_id": f"{self.execution_id}/{position}",
+            "child_id": child_id(self.execution_id, position),
         }
         return self._issue(Kind.CHILD_STARTED, data)[1]
 
@@ -399,7 +389,7 @@ def _is_final(event: Event) -> bool:
     return event.kind != Kind.ACTIVITY_FAILED or event.data.get("final", True)
 
 
-def _same(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -> bool:
+def same_command(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -> bool:
     """Whether a re-issued command matches its recorded twin (recorded values excepted)."""
     if kind in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
         return issued["name"] == recorded.get("name") and issued["args"] == recorded.get("args")

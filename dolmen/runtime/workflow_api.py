@@ -7,16 +7,14 @@ where they fall back to the plain, non-durable behaviour, which keeps code testa
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random as _random
-import threading
 import time
 import uuid as _uuid
 from collections import deque
 from collections.abc import Awaitable
 from typing import Any
 
-from dolmen.runtime.decorators import Activity, Workflow
+from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import WorkflowError
 from dolmen.runtime.replay import Pending, WorkflowInstance, current_instance
 
@@ -150,32 +148,3 @@ class JoinSet:
 def join_set() -> JoinSet:
     """A new join set: ``submit`` operations, then ``async for`` or ``await js.next()``."""
     return JoinSet(_instance("join_set"))
-
-
-@dataclasses.dataclass(frozen=True)
-class ActivityInfo:
-    """Who is running: available to activity code through ``dolmen.activity_info()``."""
-
-    execution_id: str
-    position: int
-    attempt: int
-    activity: str
-
-    @property
-    def idempotency_key(self) -> str:
-        """Stable across retries and replays: pass it to external systems to dedupe."""
-        return f"{self.execution_id}:{self.position}"
-
-
-_activity_local = threading.local()
-
-
-def activity_info() -> ActivityInfo:
-    info = getattr(_activity_local, "info", None)
-    if info is None:
-        raise WorkflowError("dolmen.activity_info() is only available while an activity runs")
-    return info
-
-
-def set_activity_info(info: ActivityInfo | None) -> None:
-    _activity_local.info = info

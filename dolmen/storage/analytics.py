@@ -74,9 +74,9 @@ import duckdb
 import msgpack
 
 from dolmen.runtime.errors import DolmenError, StorageError
-from dolmen.runtime.events import COMMANDS, TERMINAL, Event, Kind
-from dolmen.runtime.history_format import format_call, short
-from dolmen.storage import sqlite as db
+from dolmen.runtime.events import COMMANDS, TERMINAL, Event, Kind, format_call, short
+from dolmen.storage import connection, reads
+from dolmen.storage.records import ExecutionRow
 
 K = Kind
 _COMMAND_KINDS = ", ".join(str(int(k)) for k in sorted(COMMANDS))
@@ -236,7 +236,7 @@ class Analytics:
         self.since = since
         self.workflow = workflow
         self._own_conn = conn is None
-        self.conn = conn if conn is not None else db.open_readonly(path)
+        self.conn = conn if conn is not None else connection.open_readonly(path)
         self._duck: duckdb.DuckDBPyConnection | None = None
         self.snapshot_seconds: float | None = None
         self.taken_at: float | None = None
@@ -844,7 +844,7 @@ class Trace:
         }
 
 
-def build_trace(row: db.ExecutionRow, events: list[Event]) -> Trace:
+def build_trace(row: ExecutionRow, events: list[Event]) -> Trace:
     """Steps and causes from one execution's history (a pure function).
 
     Walks the history in order, keeping the step whose resolution was written last: each
@@ -951,18 +951,10 @@ def _end(step: Step, ts: float, seq: int, outcome: str) -> None:
 
 def load_trace(conn: sqlite3.Connection, execution_id: str) -> Trace:
     """The trace of ``execution_id`` and of its descendants (ids ``<id>/<position>...``)."""
-    root = db.require_execution(conn, execution_id)
-    # Descendants' ids start with "<id>/"; "0" follows "/" in ASCII, so this range is
-    # exactly them, and the unique index on id answers it.
-    rows = conn.execute(
-        "SELECT eid, id, workflow, status, parent_eid, created_at, finished_at, result "
-        "FROM executions WHERE id > ? AND id < ? ORDER BY eid",
-        (execution_id + "/", execution_id + "0"),
-    ).fetchall()
-    traces = {root.id: build_trace(root, db.load_history(conn, root.eid))}
-    for raw in rows:
-        row = db.ExecutionRow(*raw)
-        traces[row.id] = build_trace(row, db.load_history(conn, row.eid))
+    root = reads.require_execution(conn, execution_id)
+    traces = {root.id: build_trace(root, reads.load_history(conn, root.eid))}
+    for row in reads.descendants(conn, execution_id):
+        traces[row.id] = build_trace(row, reads.load_history(conn, row.eid))
     for trace_id, trace in traces.items():
         if trace_id == root.id:
             continue

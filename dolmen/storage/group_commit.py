@@ -12,7 +12,6 @@ import dataclasses
 import fcntl
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -20,37 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dolmen.runtime.errors import StorageError
-from dolmen.storage.sqlite import Synchronous, connect, storage_error
+from dolmen.storage.connection import Synchronous, connect, storage_error
+from dolmen.storage.ltx import Ltx
 
 # SQLite's default SQLITE_MAX_VARIABLE_NUMBER is 32766; stay well below it per statement.
 _MAX_PARAMS = 30000
 _MAX_TRACKED_EXECUTIONS = 100_000
-
-ExecutionRecord = tuple[
-    int, str, str, str, int | None, float
-]  # eid, id, workflow, status, parent, at
-EventRecord = tuple[int, int, int, int, float, bytes]  # eid, seq, kind, pos, ts, data
-StatusRecord = tuple[str, bytes | None, float | None, int]  # status, result, finished_at, eid
-
-
-@dataclasses.dataclass(eq=False)
-class Ltx:
-    """One logical transaction: all or nothing, acknowledged once durable."""
-
-    executions: list[ExecutionRecord] = dataclasses.field(default_factory=list)
-    events: list[EventRecord] = dataclasses.field(default_factory=list)
-    statuses: list[StatusRecord] = dataclasses.field(default_factory=list)
-    # Free-form statements for rare maintenance writes (crash counters, meta).
-    statements: list[tuple[str, tuple[Any, ...]]] = dataclasses.field(default_factory=list)
-    token: Any = None  # the submitter's handle, returned untouched on acknowledgement
-    error: StorageError | None = None
-
-    def eids(self) -> set[int]:
-        return (
-            {r[0] for r in self.executions}
-            | {r[0] for r in self.events}
-            | {r[3] for r in self.statuses}
-        )
 
 
 @dataclasses.dataclass
@@ -145,11 +119,6 @@ class GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="dolmen-writer", daemon=True)
         self._thread.start()
 
-    @property
-    def connection(self) -> sqlite3.Connection:
-        """For startup work before concurrent use (recovery bookkeeping)."""
-        return self._conn
-
     def allocate_eid(self) -> int:
         """Execution keys come from the single writer, so they never collide."""
         with self._eid_lock:
@@ -165,6 +134,18 @@ class GroupCommitWriter:
 
     def submit(self, ltx: Ltx) -> None:
         self._queue.put(ltx)
+
+    def abandon(self, lose_queued: bool) -> None:
+        """Stop without acknowledging anything more, as a killed process would; what is
+        queued is committed first, or dropped with ``lose_queued``."""
+        self._notify = lambda batch: None
+        if lose_queued:
+            try:
+                while True:
+                    self._queue.get_nowait()
+            except queue.Empty:
+                pass
+        self.close()
 
     def close(self) -> None:
         self._queue.put(_STOP)

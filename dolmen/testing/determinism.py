@@ -21,10 +21,11 @@ from typing import Any
 
 from dolmen.runtime import codec
 from dolmen.runtime import history_format as fmt
-from dolmen.runtime.decorators import Workflow
+from dolmen.runtime.definitions import Workflow
+from dolmen.runtime.describe import summarize
 from dolmen.runtime.errors import NondeterminismError
-from dolmen.runtime.events import Event, Kind
-from dolmen.runtime.replay import WorkflowInstance, _same
+from dolmen.runtime.events import Event, Kind, short
+from dolmen.runtime.replay import WorkflowInstance, same_command
 from dolmen.testing.simulation import (
     START_TIME,
     Simulation,
@@ -93,8 +94,8 @@ class DeterminismReport:
 
 def _line(seq: int, event: Event) -> str:
     position = str(event.position) if event.position >= 0 else "-"
-    text = f"{seq:>4}  {event.kind.name.lower():<19} {position:>4}  {fmt.summarize(event)}"
-    return fmt.short(text.rstrip(), 120)
+    text = f"{seq:>4}  {event.kind.name.lower():<19} {position:>4}  {summarize(event)}"
+    return short(text.rstrip(), 120)
 
 
 def render_diff(recorded: list[Event], position: int, actual: Event | str) -> str:
@@ -225,13 +226,13 @@ class _Replayer:
                 headline + " (the replay ended differently)",
                 history,
                 position,
-                fmt.summarize(last) or last.describe(),
+                summarize(last) or last.describe(),
                 again,
             )
 
 
 def _same_command(a: Event, b: Event) -> bool:
-    return a.kind == b.kind and a.position == b.position and _same(a.kind, a.data, b.data)
+    return a.kind == b.kind and a.position == b.position and same_command(a.kind, a.data, b.data)
 
 
 def _outcome(event: Event) -> Any:

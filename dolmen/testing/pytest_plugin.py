@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from dolmen.testing.crashes import kill_host
+
 
 @pytest.fixture
 def dolmen_runtime(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
@@ -23,7 +25,7 @@ def dolmen_runtime(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[An
     """
     import ray
 
-    from dolmen.runtime.client import Client
+    from dolmen.client import Client
 
     started = not ray.is_initialized()
     client = Client(str(tmp_path / "dolmen.db"), evict_after=30.0, busy_timeout=1.0)
@@ -33,7 +35,4 @@ def dolmen_runtime(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[An
         yield client
     finally:
         client.close()
-        try:
-            ray.kill(client._host, no_restart=True)
-        except Exception:  # noqa: BLE001 - the host may be gone already
-            pass
+        kill_host(client)  # a closed host only flushes; its idle process goes too

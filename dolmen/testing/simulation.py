@@ -26,18 +26,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from dolmen.actors.executor import invoke
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import Activity, Workflow
-from dolmen.runtime.errors import NondeterminismError
-from dolmen.runtime.events import TERMINAL, Event, Kind
-from dolmen.runtime.replay import WorkflowInstance, error_fields
-from dolmen.runtime.workflow_api import ActivityInfo, set_activity_info
+from dolmen.runtime.attempt import invoke
+from dolmen.runtime.context import ActivityInfo, running_activity
+from dolmen.runtime.definitions import Activity, Workflow
+from dolmen.runtime.errors import NondeterminismError, error_fields
+from dolmen.runtime.events import FLUSH_NOW, Event, Kind
+from dolmen.runtime.replay import WorkflowInstance
 
 START_TIME = 1_750_000_000.0  # virtual clock at the start: a fixed, plausible epoch time
-# Commands the host writes as soon as they are issued (see dolmen.actors.host._FLUSH_NOW);
-# activity schedules and recorded values wait for the next write.
-FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
 
 
 class SimulationError(AssertionError):
@@ -363,10 +360,7 @@ def run_attempt(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
     """One attempt of any activity kind, inline in this process; returns encoded result."""
     if getattr(activity, "executor", None) == "subprocess":  # dolmen.exec_activity
         decoded, kwargs = activity.decode_args(args)
-        set_activity_info(info)
-        try:
+        with running_activity(info):
             value = asyncio.run(activity.attempt(info, *decoded, **kwargs))  # type: ignore[attr-defined]
-        finally:
-            set_activity_info(None)
         return codec.encode(value, f"the result of activity {activity.name!r}")
     return invoke(activity, args, info)

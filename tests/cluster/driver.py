@@ -17,7 +17,7 @@ import sys
 import ray
 
 import dolmen
-from dolmen.actors import placement
+from dolmen.actors import ray_face
 from dolmen.cli import MainThreadStdout
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     answer_to = sys.stdout
     sys.stdout = MainThreadStdout(sys.stdout, sys.stderr)  # Ray's cluster events go to stderr
     # Our stdout is the answer: no worker logs mixed into it.
-    ray.init(address=args.address, namespace=placement.NAMESPACE, log_to_driver=False)
+    ray.init(address=args.address, namespace=ray_face.NAMESPACE, log_to_driver=False)
     client = dolmen.Client(args.db, address=args.address)
     if args.command == "start":
         workflow, count, *values = args.rest
@@ -46,7 +46,7 @@ def main() -> None:
         handles = [client.handle(i) for i in args.rest]
         answer = client.results(handles, timeout=240)
     elif args.command == "kill-storage":
-        actor = ray.get_actor(placement.host_name(client.db_path), namespace=placement.NAMESPACE)
+        actor = ray.get_actor(ray_face.host_name(client.db_path), namespace=ray_face.NAMESPACE)
         ray.kill(actor, no_restart=False)
         answer = "killed"
     else:

@@ -24,10 +24,10 @@ from typing import Any
 import msgpack
 import pytest
 
+from dolmen import storage as db
 from dolmen.actors.worker import NODE_LABEL_LENGTH
 from dolmen.runtime import history_format as fmt
 from dolmen.runtime.events import Kind
-from dolmen.storage import sqlite as db
 from dolmen.testing import replay_history
 from dolmen.testing.local_cluster import LocalCluster
 from examples.fibo import fiboa

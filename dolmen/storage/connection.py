@@ -1,17 +1,13 @@
-"""Opening dolmen's SQLite file, and the read side shared by the runtime and the CLI."""
+"""Opening dolmen's SQLite file: the one connect hook, and the errors that name the file."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sqlite3
 from pathlib import Path
 from typing import Literal
 
-import msgpack
-
-from dolmen.runtime.errors import StorageError, UnknownExecutionError
-from dolmen.runtime.events import Event, Kind
+from dolmen.runtime.errors import StorageError
 from dolmen.storage.schema import APPLICATION_ID, MIGRATIONS, migrate
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -93,79 +89,6 @@ def storage_error(exc: sqlite3.Error, path: str | os.PathLike[str]) -> StorageEr
     error = StorageError(f"database {str(path)!r}: {hint} (sqlite: {text})")
     error.sqlite_error = text  # type: ignore[attr-defined]
     return error
-
-
-def pack_data(data: dict) -> bytes:
-    return msgpack.packb(data, use_bin_type=True)
-
-
-def event_from_row(kind: int, pos: int, ts: float, data: bytes) -> Event:
-    return Event(Kind(kind), pos, msgpack.unpackb(data, raw=False), ts)
-
-
-@dataclasses.dataclass(frozen=True)
-class ExecutionRow:
-    eid: int
-    id: str
-    workflow: str
-    status: str
-    parent_eid: int | None
-    created_at: float
-    finished_at: float | None
-    result: bytes | None
-
-
-_EXECUTION_COLUMNS = "eid, id, workflow, status, parent_eid, created_at, finished_at, result"
-
-
-def get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
-    row = conn.execute(
-        f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
-    ).fetchone()
-    return ExecutionRow(*row) if row else None
-
-
-def require_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRow:
-    row = get_execution(conn, execution_id)
-    if row is None:
-        raise UnknownExecutionError(f"no execution with id {execution_id!r}")
-    return row
-
-
-def list_executions(
-    conn: sqlite3.Connection,
-    *,
-    status: str | None = None,
-    workflow: str | None = None,
-    limit: int = 100,
-) -> list[ExecutionRow]:
-    clauses, params = [], []
-    if status:
-        clauses.append("status = ?")
-        params.append(status)
-    if workflow:
-        clauses.append("(workflow = ? OR workflow LIKE ?)")
-        params += [workflow, f"%:{workflow}"]
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = conn.execute(
-        f"SELECT {_EXECUTION_COLUMNS} FROM executions {where} ORDER BY eid DESC LIMIT ?",
-        (*params, limit),
-    ).fetchall()
-    return [ExecutionRow(*r) for r in rows]
-
-
-def unfinished(conn: sqlite3.Connection) -> list[ExecutionRow]:
-    rows = conn.execute(
-        f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE status = 'running' ORDER BY eid"
-    ).fetchall()
-    return [ExecutionRow(*r) for r in rows]
-
-
-def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
-    rows = conn.execute(
-        "SELECT kind, pos, ts, data FROM events WHERE eid = ? ORDER BY seq", (eid,)
-    ).fetchall()
-    return [event_from_row(*r) for r in rows]
 
 
 def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:

@@ -1,4 +1,8 @@
-"""`@dolmen.workflow` and `@dolmen.activity`, and the registry that finds workflows by name."""
+"""`@dolmen.workflow` and `@dolmen.activity`, and the registry that finds workflows by name.
+
+A decorated function called inside a workflow issues a command to the engine running it
+(found through ``context``, so this module never imports the engine).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from dolmen.runtime import codec
+from dolmen.runtime.context import current_workflow
 from dolmen.runtime.errors import EncodingError, UnknownWorkflowError, WorkflowError
 
 WaitStrategy = Literal["await", "interrupt"]
@@ -96,9 +101,7 @@ class Workflow(_Definition):
         _WORKFLOWS[self.name] = self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from dolmen.runtime.replay import current_instance
-
-        instance = current_instance()
+        instance = current_workflow()
         if instance is None:
             raise WorkflowError(
                 f"workflow {self.name!r} was called outside a workflow; "
@@ -147,9 +150,7 @@ class Activity(_Definition):
         self.is_async = inspect.iscoroutinefunction(fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from dolmen.runtime.replay import current_instance
-
-        instance = current_instance()
+        instance = current_workflow()
         if instance is None:  # plain call outside a workflow: just run it
             result = self.fn(*args, **kwargs)
             return asyncio.run(result) if self.is_async else result

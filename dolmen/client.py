@@ -10,23 +10,18 @@ import atexit
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import msgpack
-
+from dolmen import storage as db
+from dolmen.actors import requests
+from dolmen.actors.remote_errors import ray_cause
 from dolmen.runtime import codec
-from dolmen.runtime.decorators import Workflow, lookup_workflow
-from dolmen.runtime.errors import (
-    CancelledError,
-    DolmenError,
-    NondeterminismError,
-    ResultTimeoutError,
-    WorkflowFailedError,
-)
+from dolmen.runtime.definitions import Workflow, lookup_workflow
+from dolmen.runtime.errors import DolmenError, ResultTimeoutError
 from dolmen.runtime.events import Event
-from dolmen.storage import sqlite as db
+from dolmen.runtime.ids import new_execution_id
+from dolmen.runtime.outcome import Outcome
 
 _RESTART_GRACE = 120.0  # how long a client waits for Ray to restart a dead host
 _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays responsive
@@ -61,14 +56,14 @@ class Client:
         lease_seconds: float | None = None,
         detached: bool = False,
     ) -> None:
-        from dolmen.actors import placement
+        from dolmen.actors import ray_face
 
         self.db_path = os.path.abspath(db_path or os.environ.get("DOLMEN_DB", db.DEFAULT_DB))
         embedded = not (address or os.environ.get("RAY_ADDRESS"))
         if embedded:
             # Fail fast, in this process, on a corrupted, locked or foreign file.
             db.connect(self.db_path, synchronous=synchronous, busy_timeout=busy_timeout).close()
-        placement.ensure_ray(address)
+        ray_face.ensure_ray(address)
         config = dict(
             db_path=self.db_path,
             synchronous=synchronous,
@@ -81,28 +76,27 @@ class Client:
             lease_seconds=lease_seconds,
         )
         # Only the client that created the host shuts it down on close; others just leave.
-        self._owns_host = not detached and not placement.host_exists(self.db_path)
-        self._host = placement.get_host(config, detached=detached)
+        self._owns_host = not detached and not ray_face.host_exists(self.db_path)
+        self._host = ray_face.get_host(config, detached=detached)
         self._sent: dict[str, Workflow] = {}
         self._lock = threading.Lock()
-        self._call("ping")
+        self._call(self._host.ping)
         self._closed = False
         atexit.register(self.close)
 
     # ---- plumbing --------------------------------------------------------------------
 
-    def _call(self, method: str, *args: Any) -> Any:
-        """Call the host; if it died, wait for Ray to restart it and hand it our code again."""
+    def _call(self, method: Any, *args: Any) -> Any:
+        """Call a method of the host actor (with its request); if the host died, wait for
+        Ray to restart it and hand it our code again."""
         import ray
 
         deadline = time.monotonic() + _RESTART_GRACE
         while True:
             try:
-                return ray.get(getattr(self._host, method).remote(*args))
+                return ray.get(method.remote(*args))
             except ray.exceptions.RayTaskError as exc:
-                # The host's own exception, without Ray's wrapper and remote traceback.
-                cause = getattr(exc, "cause", None)
-                raise (cause if isinstance(cause, BaseException) else exc) from None
+                raise ray_cause(exc) from None  # the host's own exception, unwrapped
             except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 if time.monotonic() > deadline:
                     raise DolmenError(
@@ -111,7 +105,8 @@ class Client:
                 time.sleep(0.2)
                 try:
                     if self._sent:
-                        ray.get(self._host.register.remote(list(self._sent.values())))
+                        code = requests.Register(list(self._sent.values()))
+                        ray.get(self._host.register.remote(code))
                 except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                     continue
 
@@ -132,8 +127,8 @@ class Client:
         wf = self._workflow(fn)
         payload = wf.encode_args(args, kwargs)
         # The id is chosen here, so a start retried after a host crash is idempotent.
-        execution_id = self._call("start", wf, payload, id or uuid.uuid4().hex)
-        return WorkflowHandle(self, execution_id, wf)
+        request = requests.Start(wf, payload, id or new_execution_id())
+        return WorkflowHandle(self, self._call(self._host.start, request), wf)
 
     def start_many(
         self, fn: Workflow | str, args_list: Iterable[tuple[Any, ...]], ids: list[str] | None = None
@@ -141,24 +136,25 @@ class Client:
         """Start many executions in one round trip (what throughput benchmarks use)."""
         wf = self._workflow(fn)
         payloads = [wf.encode_args(tuple(a), {}) for a in args_list]
-        id_list = list(ids) if ids is not None else [uuid.uuid4().hex for _ in payloads]
-        started = self._call("start_many", wf, payloads, id_list)
+        id_list = list(ids) if ids is not None else [new_execution_id() for _ in payloads]
+        started = self._call(self._host.start_many, requests.StartMany(wf, payloads, id_list))
         return [WorkflowHandle(self, i, wf) for i in started]
 
     def run(self, fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) -> Any:
         """Start an execution and wait for its result (one round trip if it is quick)."""
         wf = self._workflow(fn)
         payload = wf.encode_args(args, kwargs)
-        handle = WorkflowHandle(self, id or uuid.uuid4().hex, wf)
-        status, outcome = self._call("start_and_wait", wf, payload, handle.id, _WAIT_CHUNK)
-        if status != "running":
-            return handle._outcome(status, outcome)
+        handle = WorkflowHandle(self, id or new_execution_id(), wf)
+        start = requests.Start(wf, payload, handle.id)
+        outcome = self._call(self._host.run, requests.Run(start, _WAIT_CHUNK))
+        if not outcome.pending:
+            return handle.value_of(outcome)
         return handle.result()
 
     def results(self, handles: list[WorkflowHandle], timeout: float | None = None) -> list[Any]:
         """Wait for many executions in one round trip; raises the first failure in order."""
         started = time.monotonic()
-        outcomes: dict[str, tuple[str, Any]] = {}
+        outcomes: dict[str, Outcome] = {}
         while len(outcomes) < len(handles):
             waiting = [h.id for h in handles if h.id not in outcomes]
             waited = time.monotonic() - started
@@ -167,18 +163,16 @@ class Client:
                     f"{len(waiting)} executions still running after {timeout} s"
                 )
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            answers = self._call("wait_results", waiting, chunk)
-            outcomes.update(
-                (i, a) for i, a in zip(waiting, answers, strict=True) if a[0] != "running"
-            )
-        return [h._outcome(*outcomes[h.id]) for h in handles]
+            answers = self._call(self._host.wait, requests.Wait(waiting, chunk))
+            outcomes.update((i, a) for i, a in zip(waiting, answers, strict=True) if not a.pending)
+        return [h.value_of(outcomes[h.id]) for h in handles]
 
     def register(self, *workflows: Workflow) -> None:
         """Hand workflow code to the runtime before any start, e.g. so that executions
         recovered from the database whose code is not importable by name can resume."""
         for wf in workflows:
             self._workflow(wf)
-        self._call("register", list(workflows))
+        self._call(self._host.register, requests.Register(list(workflows)))
 
     def handle(self, execution_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, execution_id, None)
@@ -201,10 +195,10 @@ class Client:
 
     def storage_stats(self, execution_ids: list[str] | None = None) -> dict[str, Any]:
         """Statements and physical commits, in total and per execution (for benchmarks)."""
-        return self._call("storage_stats", execution_ids)
+        return self._call(self._host.storage_stats, requests.StorageStats(execution_ids))
 
     def host_info(self) -> dict[str, Any]:
-        return self._call("ping")
+        return self._call(self._host.ping)
 
     def close(self) -> None:
         """Leave the runtime; if this client started the host, flush it and shut it down
@@ -246,9 +240,11 @@ class WorkflowHandle:
         while True:
             waited = time.monotonic() - started
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            status, outcome = self.client._call("wait_result", self.id, max(chunk, 0.0))
-            if status != "running":
-                return self._outcome(status, outcome)
+            [outcome] = self.client._call(
+                self.client._host.wait, requests.Wait([self.id], max(chunk, 0.0))
+            )
+            if not outcome.pending:
+                return self.value_of(outcome)
             waited = time.monotonic() - started
             if timeout is not None and waited >= timeout:
                 raise ResultTimeoutError(
@@ -257,32 +253,21 @@ class WorkflowHandle:
             if progress is not None:
                 progress(waited)
 
-    def _outcome(self, status: str, outcome: Any) -> Any:
-        if status == "finished":
-            hint = self._workflow.return_hint if self._workflow is not None else None
-            return codec.decode(outcome, hint)
-        if isinstance(outcome, bytes):
-            outcome = msgpack.unpackb(outcome, raw=False)
-        if status == "cancelled":
-            raise CancelledError(f"execution {self.id!r} was cancelled")
-        if status == "nondeterministic":
-            raise NondeterminismError(
-                outcome.get("position", -1),
-                outcome.get("expected", "?"),
-                outcome.get("actual", "?"),
-                self.id,
-            )
-        raise WorkflowFailedError(self.id, outcome.get("type", "?"), outcome.get("message", ""))
+    def value_of(self, outcome: Outcome) -> Any:
+        """The result an outcome of this execution carries, or the error it raises."""
+        hint = self._workflow.return_hint if self._workflow is not None else None
+        return outcome.value(self.id, hint)
 
     def status(self) -> dict[str, Any]:
-        return self.client._call("status", self.id)
+        return self.client._call(self.client._host.describe, requests.Describe(self.id))
 
     def cancel(self) -> None:
         """Cancel the execution, its children and its running activities."""
-        self.client._call("cancel", self.id)
+        self.client._call(self.client._host.cancel, requests.Cancel(self.id))
 
     def signal(self, name: str, value: Any = None) -> None:
-        self.client._call("signal", self.id, name, codec.encode(value, f"signal {name!r}"))
+        payload = codec.encode(value, f"signal {name!r}")
+        self.client._call(self.client._host.signal, requests.Signal(self.id, name, payload))
 
     def history(self) -> list[Event]:
         return self.client.history(self.id)

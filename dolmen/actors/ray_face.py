@@ -14,15 +14,30 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import ray
 
 from dolmen.actors.host import Host
-from dolmen.runtime.decorators import Workflow
+from dolmen.actors.requests import (
+    Cancel,
+    Commit,
+    Describe,
+    Refusal,
+    Register,
+    Run,
+    Signal,
+    Start,
+    StartMany,
+    StorageStats,
+    Wait,
+)
 from dolmen.runtime.errors import DolmenError
-from dolmen.storage import sqlite as db
+from dolmen.runtime.events import Event
+from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.status import Status
+from dolmen.storage.local_store import LocalStore
+from dolmen.storage.records import ExecutionRow
 
 if TYPE_CHECKING:
     from dolmen.actors.cluster import Coordinator
@@ -83,6 +98,14 @@ def stop_runtime(db_path: str) -> bool:
     return True
 
 
+def kill_host(db_path: str, *, restart: bool) -> None:
+    """Kill the host process of ``db_path`` at once, as a crash would (for crash tests).
+
+    With ``restart`` Ray starts it again, and its next call recovers from the database.
+    """
+    ray.kill(ray.get_actor(host_name(db_path), namespace=NAMESPACE), no_restart=not restart)
+
+
 def get_host(config: dict[str, Any], *, detached: bool = False) -> Any:
     """The host actor for ``config["db_path"]``, created if no driver made it yet.
 
@@ -118,6 +141,7 @@ class HostActor:
         self._spread = bool(self._config.pop("spread", False))
         self._lease_seconds = self._config.pop("lease_seconds", None)
         self._host: Host | None = None
+        self._local: LocalStore | None = None  # the host's store: the file on this node
         self._cluster: Coordinator | None = None
         self._lock: asyncio.Lock | None = None
 
@@ -130,15 +154,22 @@ class HostActor:
         return self._host
 
     async def _open(self) -> None:
+        config = dict(self._config)
+        store = LocalStore(
+            config.pop("db_path"),
+            synchronous=config.pop("synchronous", "FULL"),
+            busy_timeout=config.get("busy_timeout", 5.0),
+        )
+        self._local = store
         if not self._spread:
-            host = Host(**self._config)
+            host = Host(store.path, store=store, **config)
             await host.open()
             self._host = host
             return
         from dolmen.actors.cluster import DEFAULT_LEASE_SECONDS, Coordinator
         from dolmen.actors.worker import node_label
 
-        host = Host(**self._config, node=node_label())
+        host = Host(store.path, store=store, **config, node=node_label())
         cluster = Coordinator(
             host,
             ray.get_runtime_context().get_actor_name(),
@@ -149,7 +180,7 @@ class HostActor:
         # Replayers first: recovery hands them their share of the unfinished executions.
         host.placer = cluster.place
         self._cluster = cluster
-        await host.open_writer()
+        host.open_storage()
         await cluster.connect()
         await host.recover()
         cluster.start_monitor()
@@ -174,83 +205,78 @@ class HostActor:
             info["hosts"] = self._cluster.describe()
         return info
 
-    async def register(self, workflows: list[Workflow]) -> None:
-        (await self._ready()).register(workflows)
+    async def register(self, request: Register) -> None:
+        (await self._ready()).register(request.workflows)
         if self._cluster is not None:
-            self._cluster.register(workflows)
+            self._cluster.register(request.workflows)
 
-    async def start(self, workflow: Workflow | str, args: bytes, execution_id: str | None) -> str:
+    async def start(self, request: Start) -> str:
         host = await self._ready()
         if self._cluster is not None:
-            return await self._cluster.start(workflow, args, execution_id or uuid.uuid4().hex)
-        return await host.start(workflow, args, execution_id)
+            return await self._cluster.start(request.workflow, request.args, request.execution_id)
+        return await host.start(request.workflow, request.args, request.execution_id)
 
-    async def start_many(
-        self, workflow: Workflow | str, args: list[bytes], ids: list[str | None]
-    ) -> list[str]:
-        return list(
-            await asyncio.gather(
-                *(self.start(workflow, a, i) for a, i in zip(args, ids, strict=True))
-            )
-        )
+    async def start_many(self, request: StartMany) -> list[str]:
+        starts = [
+            self.start(Start(request.workflow, args, execution_id))
+            for args, execution_id in zip(request.args, request.execution_ids, strict=True)
+        ]
+        return list(await asyncio.gather(*starts))
 
-    async def wait_result(self, execution_id: str, timeout: float | None) -> tuple[str, Any]:
-        return await (await self._ready()).wait_result(execution_id, timeout)
-
-    async def wait_results(
-        self, execution_ids: list[str], timeout: float | None
-    ) -> list[tuple[str, Any]]:
+    async def wait(self, request: Wait) -> list[Outcome]:
         host = await self._ready()
-        return list(await asyncio.gather(*(host.wait_result(i, timeout) for i in execution_ids)))
+        waits = [host.wait_result(i, request.timeout) for i in request.execution_ids]
+        if len(waits) == 1:
+            return [await waits[0]]
+        return list(await asyncio.gather(*waits))
 
-    async def start_and_wait(
-        self, workflow: Workflow | str, args: bytes, execution_id: str, timeout: float | None
-    ) -> tuple[str, Any]:
+    async def run(self, request: Run) -> Outcome:
         """One round trip for short workflows: start, then wait up to ``timeout``."""
         host = await self._ready()
-        await self.start(workflow, args, execution_id)
-        return await host.wait_result(execution_id, timeout)
+        await self.start(request.start)
+        return await host.wait_result(request.start.execution_id, request.timeout)
 
-    async def status(self, execution_id: str) -> dict[str, Any]:
-        info = (await self._ready()).status(execution_id)
-        if self._cluster is not None and info["status"] == "running":
-            info["node"] = self._cluster.where(execution_id)
+    async def describe(self, request: Describe) -> dict[str, Any]:
+        info = (await self._ready()).status(request.execution_id)
+        if self._cluster is not None and info["status"] == Status.RUNNING:
+            info["node"] = self._cluster.where(request.execution_id)
         return info
 
-    async def signal(self, execution_id: str, name: str, value: bytes) -> None:
+    async def signal(self, request: Signal) -> None:
         host = await self._ready()
         if self._cluster is not None:
-            return await self._cluster.route("signal", execution_id, name, value)
-        await host.signal(execution_id, name, value)
+            return await self._cluster.route(request)
+        await host.signal(request.execution_id, request.name, request.value)
 
-    async def cancel(self, execution_id: str) -> None:
+    async def cancel(self, request: Cancel) -> None:
         host = await self._ready()
         if self._cluster is not None:
-            return await self._cluster.route("cancel", execution_id)
-        await host.cancel(execution_id)
+            return await self._cluster.route(request)
+        await host.cancel(request.execution_id)
+
+    async def storage_stats(self, request: StorageStats) -> dict[str, Any]:
+        await self._ready()
+        return self._local.writer_stats(request.execution_ids)
 
     # ---- what replayers on other nodes ask of the storage actor ------------------------
 
     async def heartbeat(self, replayer_id: str, epoch: str) -> bool:
         return (await self._cluster_ready()).heartbeat(replayer_id, epoch)
 
-    async def commit(
-        self, replayer_id: str, epoch: str, wire: list[Any]
-    ) -> list[tuple[str, str] | None]:
-        return await (await self._cluster_ready()).commit(replayer_id, epoch, wire)
+    async def commit(self, request: Commit) -> list[Refusal | None]:
+        return await (await self._cluster_ready()).commit(request)
 
     async def reserve_eids(self, count: int) -> int:
-        return (await self._ready())._writer.reserve_eids(count)
+        await self._ready()
+        return self._local.reserve_eids(count)
 
-    async def rows(self, execution_ids: list[str]) -> list[Any]:
-        host = await self._ready()
-        return [db.get_execution(host._reader, i) for i in execution_ids]
+    async def rows(self, execution_ids: list[str]) -> list[ExecutionRow | None]:
+        await self._ready()
+        return [self._local.get(i) for i in execution_ids]
 
-    async def history(self, eid: int) -> list[Any]:
-        return db.load_history((await self._ready())._reader, eid)
-
-    async def storage_stats(self, execution_ids: list[str] | None) -> dict[str, Any]:
-        return (await self._ready()).storage_stats(execution_ids)
+    async def history(self, eid: int) -> list[Event]:
+        await self._ready()
+        return self._local.read_history(eid)
 
     async def shutdown(self) -> None:
         if self._cluster is not None:

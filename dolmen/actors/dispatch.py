@@ -1,0 +1,380 @@
+"""Driving executions: replay, the commands their code issues, the resolutions that arrive.
+
+The dispatcher holds a host's executions. Loading one replays its history into a
+``WorkflowInstance``; every command the code issues is dispatched (an activity attempt on
+the executor, a timer on the loop, a child started), and every resolution that comes
+back goes through the write path first, reaching the workflow only once it is durable.
+Endings are told to waiters and to the parent; a nondeterministic replay stops the
+execution without touching its history. Idle executions are evicted and replayed on
+their next resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from dolmen.actors.execution import Execution
+from dolmen.actors.executor import ActivityExecutor
+from dolmen.actors.failures import AttemptFailed
+from dolmen.actors.results import ResultWaiters
+from dolmen.actors.write_path import WritePath, release_flush_waiters
+from dolmen.runtime.attempt import invoke
+from dolmen.runtime.context import ActivityInfo
+from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
+from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
+from dolmen.runtime.events import FLUSH_NOW, Event, Kind
+from dolmen.runtime.ids import parent_of
+from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.replay import WorkflowInstance
+from dolmen.runtime.status import Status
+from dolmen.storage.local_store import LocalStore
+from dolmen.storage.ltx import Ltx
+from dolmen.storage.records import ExecutionRow, status_record
+
+log = logging.getLogger("dolmen.host")
+
+
+class Dispatcher:
+    """The executions of one host, and everything that moves them forward.
+
+    ``local`` is the store on this node, when the database file is here: then reads
+    that the hot path needs (a child's row, an evicted history) are synchronous.
+    """
+
+    def __init__(
+        self,
+        write: WritePath,
+        local: LocalStore | None,
+        executor: ActivityExecutor,
+        waiters: ResultWaiters,
+        clock: Callable[[], float],
+        node: str | None,
+    ) -> None:
+        self.write = write
+        self.local = local
+        self.executor = executor
+        self.waiters = waiters
+        self.node = node  # recorded with each attempt on a cluster
+        self._clock = clock
+        self.executions: dict[str, Execution] = {}
+        self._parked: dict[str, list[ExecutionRow]] = {}  # waiting for their code
+        write.listener = self
+
+    # ---- holding executions ------------------------------------------------------------
+
+    def resume(self, row: ExecutionRow, history: list[Event] | None = None) -> None:
+        """Replay an unfinished execution and carry on; parked if its code is unknown."""
+        try:
+            workflow = lookup_workflow(row.workflow)
+        except UnknownWorkflowError:
+            log.warning("execution %s waits for workflow code %r", row.id, row.workflow)
+            self._parked.setdefault(row.workflow, []).append(row)
+            return
+        parent = parent_of(row.id) if row.parent_eid is not None else None
+        execution = Execution(row.id, row.eid, workflow, parent=parent)
+        self.executions[row.id] = execution
+        if history is not None:
+            self.load(execution, history)
+        elif self.local is not None:
+            self.load(execution, self.local.read_history(row.eid))
+        else:
+            self._reload_remote(execution)
+
+    def unpark(self, workflow: Workflow) -> None:
+        """Code for ``workflow`` arrived: resume the executions that waited for it."""
+        for row in self._parked.pop(workflow.name, []):
+            self.resume(row)
+
+    def start(self, execution_id: str, eid: int, workflow: Workflow, created: Event) -> None:
+        execution = Execution(execution_id, eid, workflow)
+        self.executions[execution_id] = execution
+        self.load(execution, [created])
+
+    def drop_all(self) -> None:
+        """Let go of every execution without writing: another host now owns them."""
+        for execution in list(self.executions.values()):
+            self._drop(execution)
+        self._parked.clear()
+
+    def _drop(self, execution: Execution) -> None:
+        if execution.instance is not None:
+            execution.instance.close()
+        self._stop(execution, Outcome(Status.MOVED))
+        self.executions.pop(execution.id, None)
+
+    def loaded_count(self) -> int:
+        return sum(1 for e in self.executions.values() if e.instance is not None)
+
+    # ---- driving -----------------------------------------------------------------------
+
+    def load(self, execution: Execution, history: list[Event]) -> None:
+        """(Re)build the instance by replaying ``history``, then dispatch what is pending."""
+        execution.durable = len(history)
+        execution.instance = WorkflowInstance(
+            execution.workflow, execution.id, history, clock=self._clock
+        )
+        execution.last_active = self._clock()
+        self._activate(execution, [])
+        if execution.instance is not None and execution.running:
+            for command in execution.instance.outstanding():
+                self._dispatch(execution, command)
+
+    def _activate(self, execution: Execution, resolutions: list[Event]) -> None:
+        instance = execution.instance
+        try:
+            completion = instance.activate(resolutions)
+        except NondeterminismError as exc:
+            self._stop_nondeterministic(execution, exc)
+            return
+        now = execution.last_active = self._clock()
+        for command in completion.commands:
+            command.ts = now  # when it was issued, not when it reached the disk
+            self._dispatch(execution, command)
+        if any(c.kind in FLUSH_NOW for c in completion.commands):
+            self.write.start_write(execution)
+        if execution.workflow.wait == "interrupt" and not completion.finished:
+            asyncio.ensure_future(self.evict(execution))
+
+    def _dispatch(self, execution: Execution, command: Event) -> None:
+        position = command.position
+        if position in execution.dispatched:
+            return
+        kind = command.kind
+        if kind == Kind.ACTIVITY_SCHEDULED:
+            execution.dispatched.add(position)
+            activity = execution.instance.definition(position)
+            attempt = execution.instance.attempts(position) + 1
+            execution.tasks[position] = asyncio.create_task(
+                self._run_activity(execution, position, activity, command.data["args"], attempt)
+            )
+        elif kind == Kind.TIMER_STARTED:
+            execution.dispatched.add(position)
+            delay = max(0.0, command.data["fire_at"] - self._clock())
+            execution.timers[position] = asyncio.get_running_loop().call_later(
+                delay, self._timer_fired, execution, position
+            )
+        elif kind == Kind.CHILD_STARTED:
+            execution.dispatched.add(position)
+            child_id = command.data["child_id"]
+            execution.children.add(child_id)
+            # A new child is created once the parent's CHILD_STARTED is durable (see
+            # new_child). After a crash the child may have ended unseen: report it.
+            if child_id not in self.executions:
+                if self.local is None:
+                    asyncio.ensure_future(self._report_remote_child(execution, position, child_id))
+                else:
+                    self._report_child_row(execution, position, self.local.get(child_id))
+
+    async def _report_remote_child(
+        self, execution: Execution, position: int, child_id: str
+    ) -> None:
+        [row] = await self.write.store.rows([child_id])
+        self._report_child_row(execution, position, row)
+
+    def _report_child_row(
+        self, execution: Execution, position: int, row: ExecutionRow | None
+    ) -> None:
+        if row is not None and row.status.ended:
+            data = row.outcome().child_finished(row.id)
+            self.resolve(execution, Event(Kind.CHILD_FINISHED, position, data))
+
+    def _timer_fired(self, execution: Execution, position: int) -> None:
+        execution.timers.pop(position, None)
+        self.resolve(execution, Event(Kind.TIMER_FIRED, position))
+
+    async def _run_activity(
+        self, execution: Execution, position: int, activity: Activity, args: bytes, attempt: int
+    ) -> None:
+        while True:
+            info = ActivityInfo(execution.id, position, attempt, activity.name)
+            ran_on = None
+            try:
+                if activity.executor == "inline":
+                    result = _invoke_inline(activity, args, info)
+                elif activity.resources:
+                    result, ran_on = await self.executor.run_on_resources(activity, args, info)
+                else:
+                    result, ran_on = await self.executor.run_placed(activity, args, info)
+            except AttemptFailed as failure:
+                final = attempt > activity.retries
+                data = dict(failure.fields, attempt=attempt, final=final)
+                if self.node:  # on a cluster: which node ran it
+                    data["node"] = failure.node or self.node
+                self.resolve(execution, Event(Kind.ACTIVITY_FAILED, position, data))
+                if final:
+                    break
+                await asyncio.sleep(activity.retry_delay(attempt))
+                attempt += 1
+                continue
+            data = {"result": result, "attempt": attempt}
+            if self.node:
+                data["node"] = ran_on or self.node
+            self.resolve(execution, Event(Kind.ACTIVITY_COMPLETED, position, data))
+            break
+        execution.tasks.pop(position, None)
+
+    def resolve(self, execution: Execution, event: Event) -> None:
+        """A resolution arrived: it becomes durable first, then the workflow sees it."""
+        if not execution.running:
+            return
+        if execution.instance is not None and execution.instance.finished:
+            return
+        event.ts = self._clock()
+        execution.incoming.append(event)
+        self.write.start_write(execution)
+
+    # ---- what the write path reports ----------------------------------------------------
+
+    def new_child(self, parent: Execution, event: Event) -> Execution | None:
+        child_id = event.data["child_id"]
+        if child_id in self.executions:
+            return None
+        if self.local is not None and self.local.get(child_id) is not None:
+            return None
+        created = Event(
+            Kind.CREATED,
+            -1,
+            {"workflow": event.data["name"], "args": event.data["args"]},
+            self._clock(),
+        )
+        workflow = parent.instance.definition(event.position)
+        child = Execution(
+            child_id, self.write.store.allocate_eid(), workflow, parent=(parent.id, event.position)
+        )
+        child.incoming = [created]  # carried to load() once the LTX is durable
+        return child
+
+    def durable(
+        self, execution: Execution, resolutions: list[Event], children: list[Execution]
+    ) -> bool:
+        for child in children:
+            created, child.incoming = child.incoming, []
+            self.executions[child.id] = child
+            self.load(child, created)
+        instance = execution.instance
+        if (
+            instance is not None
+            and instance.finished
+            and execution.durable == len(instance.history)
+        ):
+            self._ended(execution, Outcome.of_terminal(instance.history[-1]))
+            return False
+        if resolutions:
+            if instance is None:  # evicted: replay from the database, which now has them
+                if self.local is None:
+                    self._reload_remote(execution)
+                    return False
+                self.load(execution, self.local.read_history(execution.eid))
+            else:
+                self._activate(execution, resolutions)
+        return True
+
+    def moved(self, execution: Execution) -> None:
+        self._drop(execution)
+
+    def _reload_remote(self, execution: Execution) -> None:
+        """Replay an evicted execution from the storage actor's copy of its history.
+
+        The fetch holds the execution's write slot, so no newer event can become durable
+        while the history is on its way, and the replayed instance is exactly up to date.
+        """
+        execution.writing = True
+
+        async def reload() -> None:
+            try:
+                history = await self.write.store.history(execution.eid)
+            except Exception as exc:  # noqa: BLE001 - storage away: try again shortly
+                log.error("reloading execution %s failed: %s", execution.id, exc)
+                if execution.running:
+                    asyncio.get_running_loop().call_later(1.0, self._reload_remote, execution)
+                return
+            execution.writing = False
+            if not execution.running:
+                return
+            self.load(execution, history)
+            self.write.after_write(execution)
+
+        asyncio.ensure_future(reload())
+
+    # ---- endings -----------------------------------------------------------------------
+
+    def _ended(self, execution: Execution, outcome: Outcome) -> None:
+        self._stop(execution, outcome)
+        if outcome.status is Status.CANCELLED:
+            for child_id in execution.children:
+                child = self.executions.get(child_id)
+                if child is not None and child.running:
+                    self.resolve(child, Event(Kind.CANCEL_REQUESTED))
+        self.waiters.notify(execution.id, outcome)
+        if execution.parent is not None:
+            parent_id, position = execution.parent
+            parent = self.executions.get(parent_id)
+            if parent is not None and parent.running:
+                data = outcome.child_finished(execution.id)
+                self.resolve(parent, Event(Kind.CHILD_FINISHED, position, data))
+        # Ended executions are answered from the database from now on.
+        self.executions.pop(execution.id, None)
+
+    def _stop(self, execution: Execution, outcome: Outcome) -> None:
+        """No more work for ``execution``: its activities and timers are cancelled."""
+        execution.status, execution.outcome = outcome.status, outcome
+        execution.instance = None
+        release_flush_waiters(execution)
+        for task in execution.tasks.values():
+            task.cancel()
+        for timer in execution.timers.values():
+            timer.cancel()
+
+    def _stop_nondeterministic(self, execution: Execution, error: NondeterminismError) -> None:
+        """Stop safely: the history stays as it is; only the status says what happened."""
+        log.error("%s", error)
+        fields = dict(
+            error_fields(error),
+            position=error.position,
+            expected=error.expected,
+            actual=error.actual,
+        )
+        if execution.instance is not None:
+            execution.instance.close()
+        outcome = Outcome(Status.NONDETERMINISTIC, error=fields)
+        self._stop(execution, outcome)
+        self.write.post(Ltx(statuses=[status_record(execution.eid, outcome, None)]))
+        self.waiters.notify(execution.id, outcome)
+
+    def crash(self) -> None:
+        """Stop every activity and timer at once, as a killed process would."""
+        for execution in list(self.executions.values()):
+            for task in execution.tasks.values():
+                task.cancel()
+            for timer in execution.timers.values():
+                timer.cancel()
+
+    # ---- eviction ----------------------------------------------------------------------
+
+    async def evict(self, execution: Execution) -> None:
+        await self.write.flush(execution)
+        instance = execution.instance
+        if instance is None or not execution.running or execution.incoming:
+            return
+        if execution.writing or execution.cached():
+            return  # something new arrived meanwhile; it stays hot
+        instance.close()
+        execution.instance = None
+
+    async def evict_idle_forever(self, evict_after: float) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, evict_after / 2))
+            cutoff = self._clock() - evict_after
+            for execution in list(self.executions.values()):
+                if execution.instance is not None and execution.last_active < cutoff:
+                    await self.evict(execution)
+
+
+def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
+    """Run a step on the event loop itself: no thread handoff, but it must not block."""
+    try:
+        return invoke(activity, args, info)
+    except Exception as exc:  # noqa: BLE001 - activity code may raise anything
+        raise AttemptFailed(error_fields(exc)) from None

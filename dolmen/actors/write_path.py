@@ -1,0 +1,190 @@
+"""The host's write path: an execution's new events become one LTX, durable before use.
+
+Per execution one LTX is in flight at a time. It carries the commands the code issued
+since the last write (cached: activity schedules and recorded values ride along) and the
+resolutions that arrived (results, signals, timer firings), in that order, plus the rows
+of children started in it, so a child exists exactly when its parent's CHILD_STARTED
+does. Once the store acknowledges the LTX, the listener (the dispatcher) feeds the
+resolutions to the workflow; what arrived meanwhile goes in the next LTX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from dolmen.actors.execution import Execution
+from dolmen.runtime.errors import LeaseLost
+from dolmen.runtime.events import TERMINAL, Event, Kind
+from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.status import Status
+from dolmen.storage.ltx import Ltx
+from dolmen.storage.records import ExecutionRecord, event_record, status_record
+from dolmen.storage.store import Acknowledge, Store
+
+log = logging.getLogger("dolmen.host")
+
+RETRY_AFTER = 1.0  # seconds before a failed write is tried again
+
+
+class WriteListener(Protocol):
+    """What the write path tells the execution's driver."""
+
+    def new_child(self, parent: Execution, event: Event) -> Execution | None:
+        """The child a CHILD_STARTED creates (with its CREATED event in ``incoming``), or
+        None if it exists already."""
+        ...
+
+    def durable(
+        self, execution: Execution, resolutions: list[Event], children: list[Execution]
+    ) -> bool:
+        """An LTX of ``execution`` is on disk; False if no further write may follow now."""
+        ...
+
+    def moved(self, execution: Execution) -> None:
+        """The store refused the LTX: another host owns ``execution`` now."""
+        ...
+
+
+class _Pending:
+    """What an in-flight LTX of an execution carries, for its acknowledgement."""
+
+    __slots__ = ("execution", "resolutions", "cached", "children")
+
+    def __init__(
+        self,
+        execution: Execution,
+        resolutions: list[Event],
+        cached: int,
+        children: list[Execution],
+    ) -> None:
+        self.execution = execution
+        self.resolutions = resolutions
+        self.cached = cached
+        self.children = children
+
+
+class WritePath:
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self.store = store
+        self._clock = clock
+        self.listener: WriteListener | None = None  # set by the dispatcher that drives it
+        self.observers: list[Acknowledge] = []  # told of every batch after it is handled
+
+    def open(self) -> None:
+        self.store.open(self.on_durable)
+
+    # ---- one execution's events ------------------------------------------------------
+
+    def start_write(self, execution: Execution) -> None:
+        """Send cached commands plus arrived resolutions as one LTX (one in flight each)."""
+        if execution.writing:
+            return
+        instance = execution.instance
+        cached = instance.history[execution.durable :] if instance is not None else []
+        incoming, execution.incoming = execution.incoming, []
+        if not cached and not incoming:
+            release_flush_waiters(execution)
+            return
+        if instance is not None and instance.finished:
+            incoming = []  # nothing may follow the terminal event; they resolve nothing now
+        children: list[Execution] = []
+        ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
+        seq = execution.durable
+        for event in [*cached, *incoming]:
+            ts = event.ts or self._clock()
+            event.ts = ts
+            ltx.events.append(event_record(execution.eid, seq, event))
+            seq += 1
+            if event.kind in TERMINAL:
+                ltx.statuses.append(status_record(execution.eid, Outcome.of_terminal(event), ts))
+            elif event.kind == Kind.CHILD_STARTED:
+                child = self.listener.new_child(execution, event)
+                if child is not None:
+                    self._add_child(ltx, execution, child)
+                    children.append(child)
+        execution.writing = True
+        self.store.submit(ltx)
+
+    def _add_child(self, ltx: Ltx, parent: Execution, child: Execution) -> None:
+        """The child's creation commits atomically with the parent's CHILD_STARTED."""
+        [created] = child.incoming
+        ltx.executions.append(
+            ExecutionRecord(
+                child.eid, child.id, child.workflow.name, Status.RUNNING, parent.eid, created.ts
+            )
+        )
+        ltx.events.append(event_record(child.eid, 0, created))
+
+    def after_write(self, execution: Execution) -> None:
+        """Write what arrived meanwhile, or tell flush waiters that all is durable."""
+        if execution.writing:
+            return
+        if execution.incoming or (execution.flush_waiters and execution.cached()):
+            self.start_write(execution)
+        else:
+            release_flush_waiters(execution)
+
+    async def flush(self, execution: Execution) -> None:
+        """Make every cached event of ``execution`` durable."""
+        if not (execution.cached() or execution.writing or execution.incoming):
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        execution.flush_waiters.append(waiter)
+        self.start_write(execution)
+        await waiter
+
+    # ---- other LTXs ------------------------------------------------------------------
+
+    def submit(self, ltx: Ltx) -> asyncio.Future[None]:
+        """Queue ``ltx`` now; the future resolves once it is durable (or fails)."""
+        ltx.token = asyncio.get_running_loop().create_future()
+        self.store.submit(ltx)
+        return ltx.token
+
+    async def write(self, ltx: Ltx) -> None:
+        await self.submit(ltx)
+
+    def post(self, ltx: Ltx) -> None:
+        """Queue ``ltx`` with nobody waiting on it (a status the history does not carry)."""
+        self.store.submit(ltx)
+
+    # ---- acknowledgements ------------------------------------------------------------
+
+    def on_durable(self, batch: list[Ltx]) -> None:
+        for ltx in batch:
+            token = ltx.token
+            if isinstance(token, asyncio.Future):
+                if not token.done():
+                    token.set_exception(ltx.error) if ltx.error else token.set_result(None)
+            elif isinstance(token, _Pending):
+                self._written(ltx, token)
+        for observer in self.observers:
+            observer(batch)
+
+    def _written(self, ltx: Ltx, pending: _Pending) -> None:
+        execution = pending.execution
+        execution.writing = False
+        if isinstance(ltx.error, LeaseLost):
+            log.warning("execution %s moved to another host: %s", execution.id, ltx.error)
+            self.listener.moved(execution)
+            return
+        if ltx.error is not None:
+            # Nothing of this LTX is on disk; put the resolutions back and retry shortly.
+            log.error("write for execution %s failed: %s", execution.id, ltx.error)
+            execution.incoming[:0] = pending.resolutions
+            asyncio.get_running_loop().call_later(RETRY_AFTER, self.start_write, execution)
+            return
+        # The resolutions count as durable before the instance appends them to its history.
+        execution.durable += pending.cached + len(pending.resolutions)
+        if self.listener.durable(execution, pending.resolutions, pending.children):
+            self.after_write(execution)
+
+
+def release_flush_waiters(execution: Execution) -> None:
+    waiters, execution.flush_waiters = execution.flush_waiters, []
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(None)

@@ -1,0 +1,40 @@
+"""An execution's status: what the ``executions.status`` column stores, as one enum.
+
+The values are the stored strings, so a ``Status`` compares equal to what SQLite returns
+and binds as itself; rows read back are turned into members at the storage seam.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from dolmen.runtime.events import Kind
+
+
+class Status(enum.StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    # Stopped because replay disagreed with the history; the history is left untouched.
+    NONDETERMINISTIC = "nondeterministic"
+    # Not stored: a host answers it for an execution that another host now owns.
+    MOVED = "moved"
+
+    @property
+    def ended(self) -> bool:
+        """Whether the execution is over (nothing will run it again)."""
+        return self in _ENDED
+
+    @classmethod
+    def of_terminal(cls, kind: Kind) -> Status:
+        """The status a terminal event (FINISHED, FAILED, CANCELLED) gives its execution."""
+        return _TERMINAL[kind]
+
+
+_ENDED = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELLED})
+_TERMINAL = {
+    Kind.FINISHED: Status.FINISHED,
+    Kind.FAILED: Status.FAILED,
+    Kind.CANCELLED: Status.CANCELLED,
+}

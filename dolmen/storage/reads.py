@@ -1,0 +1,77 @@
+"""The read side: executions and histories, as typed rows, for hosts, the CLI and tools.
+
+Every query takes a connection, so a host's reader, the CLI's read-only connection and a
+test's own all read the same way. Readers never block the writer (WAL).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from dolmen.runtime.errors import UnknownExecutionError
+from dolmen.runtime.events import Event
+from dolmen.runtime.ids import descendant_bounds
+from dolmen.runtime.status import Status
+from dolmen.storage.records import EXECUTION_COLUMNS, ExecutionRow, event_from_row, execution_row
+
+
+def get_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRow | None:
+    row = conn.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    return execution_row(row) if row else None
+
+
+def require_execution(conn: sqlite3.Connection, execution_id: str) -> ExecutionRow:
+    row = get_execution(conn, execution_id)
+    if row is None:
+        raise UnknownExecutionError(f"no execution with id {execution_id!r}")
+    return row
+
+
+def list_executions(
+    conn: sqlite3.Connection,
+    *,
+    status: Status | str | None = None,
+    workflow: str | None = None,
+    limit: int = 100,
+) -> list[ExecutionRow]:
+    """Newest first; ``workflow`` matches ``module:function`` or just the function's name."""
+    clauses, params = [], []
+    if status:
+        clauses.append("status = ?")
+        params.append(str(status))
+    if workflow:
+        clauses.append("(workflow = ? OR workflow LIKE ?)")
+        params += [workflow, f"%:{workflow}"]
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = conn.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions {where} ORDER BY eid DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
+    return [execution_row(r) for r in rows]
+
+
+def unfinished(conn: sqlite3.Connection) -> list[ExecutionRow]:
+    rows = conn.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? ORDER BY eid",
+        (Status.RUNNING,),
+    ).fetchall()
+    return [execution_row(r) for r in rows]
+
+
+def descendants(conn: sqlite3.Connection, execution_id: str) -> list[ExecutionRow]:
+    """Children, their children and so on, oldest first (one range scan of the id index)."""
+    low, high = descendant_bounds(execution_id)
+    rows = conn.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE id > ? AND id < ? ORDER BY eid",
+        (low, high),
+    ).fetchall()
+    return [execution_row(r) for r in rows]
+
+
+def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
+    rows = conn.execute(
+        "SELECT kind, pos, ts, data FROM events WHERE eid = ? ORDER BY seq", (eid,)
+    ).fetchall()
+    return [event_from_row(*r) for r in rows]
