@@ -64,7 +64,7 @@ class Client:
             # Fail fast, in this process, on a corrupted, locked or foreign file.
             db.connect(self.db_path, synchronous=synchronous, busy_timeout=busy_timeout).close()
         ray_face.ensure_ray(address)
-        config = dict(
+        options = requests.RuntimeOptions(
             db_path=self.db_path,
             synchronous=synchronous,
             threads=threads,
@@ -77,7 +77,7 @@ class Client:
         )
         # Only the client that created the host shuts it down on close; others just leave.
         self._owns_host = not detached and not ray_face.host_exists(self.db_path)
-        self._host = ray_face.get_host(config, detached=detached)
+        self._host = ray_face.get_host(options, detached=detached)
         self._sent: dict[str, Workflow] = {}
         self._lock = threading.Lock()
         self._call(self._host.ping)

@@ -15,7 +15,7 @@ import pytest
 from dolmen import storage as db
 from dolmen.actors.cluster import Coordinator, Replayer
 from dolmen.actors.host import Host
-from dolmen.actors.requests import Commit, WireLtx
+from dolmen.actors.requests import Commit, RuntimeOptions, WireLtx
 from dolmen.runtime import codec
 from dolmen.runtime.events import Kind
 from dolmen.runtime.replay import WorkflowInstance
@@ -36,7 +36,10 @@ def test_only_the_lease_holder_of_the_current_epoch_appends(ray_session, tmp_pat
     async def scenario() -> None:
         clock = Clock()
         host = Host(str(tmp_path / "leases.db"), node="storage")
-        coordinator = Coordinator(host, "storage", "dolmen", {}, lease_seconds=5.0, clock=clock)
+        options = RuntimeOptions(host.db_path)
+        coordinator = Coordinator(
+            host, "storage", "dolmen", options, lease_seconds=5.0, clock=clock
+        )
         host.placer = coordinator.place
         host.open_storage()
         await host.recover()
@@ -92,7 +95,8 @@ def host_history(host: Host, eid: int) -> list:
 def test_recovered_trees_are_spread_but_never_split(ray_session, tmp_path):
     async def scenario() -> None:
         host = Host(str(tmp_path / "trees.db"), node="storage")
-        coordinator = Coordinator(host, "storage", "dolmen", {}, lease_seconds=5.0)
+        options = RuntimeOptions(host.db_path)
+        coordinator = Coordinator(host, "storage", "dolmen", options, lease_seconds=5.0)
         host.open_storage()
         try:
             for name in ("a", "b"):

@@ -26,7 +26,6 @@ from dolmen.testing import (
     SimulationError,
     assert_deterministic,
     check_determinism,
-    dolmen_runtime,  # noqa: F401 - the fixture, used by name below
     replay_history,
 )
 from tests import workflows as w
@@ -229,7 +228,8 @@ def test_saved_history_catches_a_changed_result(saved):
 
 
 @pytest.mark.ray
-def test_dolmen_runtime_fixture_runs_workflows(ray_session, dolmen_runtime):  # noqa: F811
+def test_dolmen_runtime_fixture_runs_workflows(ray_session, dolmen_runtime):
+    # No import above: pytest found the fixture through dolmen's pytest11 plugin.
     client = dolmen_runtime
     assert client.run(w.fiboa, 10, 3) == 55
     handle = client.start(w.signalled, "go")

@@ -34,7 +34,7 @@ from dolmen.actors.recovery import plan_takeover
 from dolmen.actors.remote_errors import ray_cause
 from dolmen.actors.remote_store import EID_BLOCK
 from dolmen.actors.replayer import ReplayerActor
-from dolmen.actors.requests import Commit, Refusal, Routed, Signal
+from dolmen.actors.requests import Commit, Refusal, Routed, RuntimeOptions, Signal
 from dolmen.runtime.definitions import Workflow, lookup_workflow
 from dolmen.runtime.errors import LeaseLost, UnknownWorkflowError
 from dolmen.runtime.events import Event
@@ -81,7 +81,7 @@ class Coordinator:
         host: Host,
         storage_name: str,
         namespace: str,
-        config: dict[str, Any],
+        options: RuntimeOptions,
         *,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -92,7 +92,7 @@ class Coordinator:
         self.store: LocalStore = host.local_store
         self.storage_name = storage_name
         self.namespace = namespace
-        self.config = config
+        self.options = options  # what replayers run with
         self.lease_seconds = lease_seconds
         self.epoch = uuid.uuid4().hex  # new at every (re)start of the storage actor
         self._clock = clock
@@ -184,7 +184,7 @@ class Coordinator:
                 max_restarts=0,
                 max_concurrency=10_000,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            ).remote(self.storage_name, self.namespace, self.config)
+            ).remote(self.storage_name, self.namespace, self.options)
             first = self.store.reserve_eids(EID_BLOCK)
             info = await asyncio.wait_for(
                 handle.attach.remote(

@@ -26,6 +26,7 @@ from dolmen.actors.requests import (
     Refusal,
     Register,
     Run,
+    RuntimeOptions,
     Signal,
     Start,
     StartMany,
@@ -102,21 +103,26 @@ def kill_host(db_path: str, *, restart: bool) -> None:
     """Kill the host process of ``db_path`` at once, as a crash would (for crash tests).
 
     With ``restart`` Ray starts it again, and its next call recovers from the database.
+    A host that is gone already is no error.
     """
-    ray.kill(ray.get_actor(host_name(db_path), namespace=NAMESPACE), no_restart=not restart)
+    try:
+        actor = ray.get_actor(host_name(db_path), namespace=NAMESPACE)
+    except ValueError:  # no actor of that name
+        return
+    ray.kill(actor, no_restart=not restart)
 
 
-def get_host(config: dict[str, Any], *, detached: bool = False) -> Any:
-    """The host actor for ``config["db_path"]``, created if no driver made it yet.
+def get_host(options: RuntimeOptions, *, detached: bool = False) -> Any:
+    """The host actor for ``options.db_path``, created if no driver made it yet.
 
     A new one is pinned to this driver's node: the database file is on this node's disk.
     """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = ray.get_runtime_context().get_node_id()
-    options: dict[str, Any] = dict(
+    actor_options: dict[str, Any] = dict(
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-        name=host_name(config["db_path"]),
+        name=host_name(options.db_path),
         namespace=NAMESPACE,
         get_if_exists=True,
         max_restarts=-1,
@@ -124,8 +130,8 @@ def get_host(config: dict[str, Any], *, detached: bool = False) -> Any:
         num_cpus=0,
     )
     if detached:
-        options["lifetime"] = "detached"
-    return HostActor.options(**options).remote(config)
+        actor_options["lifetime"] = "detached"
+    return HostActor.options(**actor_options).remote(options)
 
 
 @ray.remote
@@ -136,10 +142,8 @@ class HostActor:
     resumes every unfinished execution.
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self._config = dict(config)
-        self._spread = bool(self._config.pop("spread", False))
-        self._lease_seconds = self._config.pop("lease_seconds", None)
+    def __init__(self, options: RuntimeOptions) -> None:
+        self._options = options
         self._host: Host | None = None
         self._local: LocalStore | None = None  # the host's store: the file on this node
         self._cluster: Coordinator | None = None
@@ -154,28 +158,26 @@ class HostActor:
         return self._host
 
     async def _open(self) -> None:
-        config = dict(self._config)
+        options = self._options
         store = LocalStore(
-            config.pop("db_path"),
-            synchronous=config.pop("synchronous", "FULL"),
-            busy_timeout=config.get("busy_timeout", 5.0),
+            options.db_path, synchronous=options.synchronous, busy_timeout=options.busy_timeout
         )
         self._local = store
-        if not self._spread:
-            host = Host(store.path, store=store, **config)
+        if not options.spread:
+            host = Host(store.path, store=store, **options.executor_options())
             await host.open()
             self._host = host
             return
         from dolmen.actors.cluster import DEFAULT_LEASE_SECONDS, Coordinator
         from dolmen.actors.worker import node_label
 
-        host = Host(store.path, store=store, **config, node=node_label())
+        host = Host(store.path, store=store, **options.executor_options(), node=node_label())
         cluster = Coordinator(
             host,
             ray.get_runtime_context().get_actor_name(),
             NAMESPACE,
-            self._config,
-            lease_seconds=self._lease_seconds or DEFAULT_LEASE_SECONDS,
+            options,
+            lease_seconds=options.lease_seconds or DEFAULT_LEASE_SECONDS,
         )
         # Replayers first: recovery hands them their share of the unfinished executions.
         host.placer = cluster.place

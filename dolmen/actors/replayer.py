@@ -20,7 +20,7 @@ from dolmen.actors.failures import AttemptFailed
 from dolmen.actors.host import Host
 from dolmen.actors.peers import NativeResult, NativeWork, PeerSpec
 from dolmen.actors.remote_store import RemoteStore
-from dolmen.actors.requests import Cancel, Register, Signal
+from dolmen.actors.requests import Cancel, Register, RuntimeOptions, Signal
 from dolmen.actors.worker import node_label
 from dolmen.runtime.definitions import Workflow, register
 from dolmen.runtime.errors import LeaseLost
@@ -34,10 +34,10 @@ log = logging.getLogger("dolmen.replayer")
 class ReplayerActor:
     """One per node: replays the executions the storage actor leased to it."""
 
-    def __init__(self, storage_name: str, namespace: str, config: dict[str, Any]) -> None:
+    def __init__(self, storage_name: str, namespace: str, options: RuntimeOptions) -> None:
         self._storage = ray.get_actor(storage_name, namespace=namespace)
         self._id = ray.get_runtime_context().get_actor_name()
-        self._config = config
+        self._options = options
         self._store = RemoteStore(self._storage, self._id)
         self._host: Host | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -49,10 +49,10 @@ class ReplayerActor:
         """Start (or restart) under the storage actor's ``epoch``, with nothing leased yet."""
         if self._host is None:
             self._host = Host(
-                self._config["db_path"],
+                self._options.db_path,
                 store=self._store,
                 node=node_label(),
-                **_host_options(self._config),
+                **self._options.executor_options(),
             )
             await self._host.open()
         else:
@@ -138,8 +138,3 @@ class ReplayerActor:
                 self._host.executor.shutdown()
                 self._host = None
                 ray.kill(ray.get_runtime_context().current_actor, no_restart=True)
-
-
-def _host_options(config: dict[str, Any]) -> dict[str, Any]:
-    keys = ("threads", "processes", "native_threads", "evict_after")
-    return {k: config[k] for k in keys if k in config}

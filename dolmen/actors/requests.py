@@ -12,7 +12,33 @@ import dataclasses
 from typing import Literal, NamedTuple
 
 from dolmen.runtime.definitions import Workflow
+from dolmen.storage.connection import Synchronous
 from dolmen.storage.records import EventRecord, ExecutionRecord, StatusRecord
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RuntimeOptions:
+    """How the client that creates a runtime wants it run (see ``dolmen.Client``)."""
+
+    db_path: str
+    synchronous: Synchronous = "FULL"
+    threads: int | None = None
+    processes: int | None = None
+    native_threads: int | None = None
+    evict_after: float = 60.0
+    busy_timeout: float = 5.0
+    spread: bool = False  # lease executions to replayers on the cluster's other nodes
+    lease_seconds: float | None = None
+
+    def executor_options(self) -> dict[str, int | float | None]:
+        """What every host of the runtime (replayers too) is given for its executor."""
+        return dict(
+            threads=self.threads,
+            processes=self.processes,
+            native_threads=self.native_threads,
+            evict_after=self.evict_after,
+        )
+
 
 # ---- from clients ------------------------------------------------------------------------
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import sqlite_utils
-
 # PRAGMA application_id marks the file as dolmen's, so a foreign SQLite file is refused
 # instead of being "migrated" into ours. 0x646f6c6d is "dolm" in ASCII.
 APPLICATION_ID = 0x646F6C6D
@@ -50,8 +48,10 @@ MIGRATIONS: list[str] = [
 
 
 def current_version(conn: sqlite3.Connection) -> int:
-    db = sqlite_utils.Database(conn)
-    if not db["schema_version"].exists():
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    if not exists:
         return 0
     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     return row[0] or 0

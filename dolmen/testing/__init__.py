@@ -7,11 +7,26 @@
 - ``check_determinism(workflow, args_strategy)`` does the same driven by hypothesis.
 - ``replay_history(workflow, path)`` replays a saved ``dolmen history ID --json`` file.
 - ``Simulation`` is the in-memory runner underneath, for tests of your own.
-- ``dolmen_runtime`` is a pytest fixture: a ``Client`` on a temporary database (needs Ray).
+- ``dolmen_runtime`` is a pytest fixture: a ``Client`` on a temporary database (needs Ray);
+  pytest finds it without an import (dolmen's ``pytest11`` plugin).
+- ``kill_host(client)`` kills a runtime's host process as a crash would.
 - ``dolmen.testing.local_cluster.LocalCluster`` starts a several-node Ray cluster on this
   machine (in a child process) for tests of cluster behaviour: placement, losing a node.
+
+The kit needs hypothesis and pytest: ``pip install "dolmen[testing]"``.
 """
 
+try:
+    import hypothesis  # noqa: F401 - checked here, so a missing extra is named at once
+    import pytest  # noqa: F401
+except ImportError as missing:
+    raise ImportError(
+        f"dolmen.testing needs {missing.name}, which is not installed: "
+        'pip install "dolmen[testing]"'
+    ) from missing
+
+from dolmen.pytest_plugin import dolmen_runtime
+from dolmen.testing.crashes import kill_host
 from dolmen.testing.determinism import (
     DeterminismReport,
     DivergenceError,
@@ -22,7 +37,6 @@ from dolmen.testing.determinism import (
     render_diff,
     replay_history,
 )
-from dolmen.testing.pytest_plugin import dolmen_runtime
 from dolmen.testing.simulation import Simulation, SimulationError, Step, virtual_time
 
 __all__ = [
@@ -35,6 +49,7 @@ __all__ = [
     "assert_deterministic",
     "check_determinism",
     "dolmen_runtime",
+    "kill_host",
     "load_history",
     "render_diff",
     "replay_history",

@@ -18,7 +18,4 @@ def kill_host(client: Any, *, restart: bool = False) -> None:
     """
     from dolmen.actors import ray_face
 
-    try:
-        ray_face.kill_host(client.db_path, restart=restart)
-    except ValueError:  # no such actor: it is gone already
-        pass
+    ray_face.kill_host(client.db_path, restart=restart)

@@ -1,7 +1,9 @@
-"""pytest fixtures for dolmen: an embedded runtime on a temporary database.
+"""dolmen's pytest plugin: the ``dolmen_runtime`` fixture, an embedded runtime on a
+temporary database.
 
-Use them with ``from dolmen.testing import dolmen_runtime`` in a ``conftest.py``, or with
-``pytest_plugins = ["dolmen.testing.pytest_plugin"]``.
+pytest loads it by itself (the ``pytest11`` entry point), so a test just names the
+fixture. It is loaded wherever dolmen and pytest are installed, so it imports nothing
+at load time beyond pytest: the fixture imports the runtime when a test uses it.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from dolmen.testing.crashes import kill_host
 
 
 @pytest.fixture
@@ -25,6 +25,7 @@ def dolmen_runtime(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[An
     """
     import ray
 
+    from dolmen.actors.ray_face import kill_host
     from dolmen.client import Client
 
     started = not ray.is_initialized()
@@ -35,4 +36,4 @@ def dolmen_runtime(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[An
         yield client
     finally:
         client.close()
-        kill_host(client)  # a closed host only flushes; its idle process goes too
+        kill_host(client.db_path, restart=False)  # a closed host only flushes: end it too
