@@ -24,8 +24,9 @@ from dolmen.runtime import history_format as fmt
 from dolmen.runtime.definitions import Workflow
 from dolmen.runtime.describe import summarize
 from dolmen.runtime.errors import NondeterminismError
-from dolmen.runtime.events import Event, Kind, short
+from dolmen.runtime.events import TERMINAL, Event, Kind, short
 from dolmen.runtime.replay import WorkflowInstance, same_command
+from dolmen.runtime.status import Status
 from dolmen.testing.simulation import (
     START_TIME,
     Simulation,
@@ -449,7 +450,7 @@ def check_determinism(
 class ReplayedHistory:
     """A saved history that replayed cleanly: its status and decoded result (if finished)."""
 
-    status: str
+    status: Status
     result: Any
     events: list[Event]
 
@@ -491,7 +492,7 @@ def replay_history(
         "{position}"
     )
     last = events[-1]
-    if last.kind in (Kind.FINISHED, Kind.FAILED, Kind.CANCELLED):
+    if last.kind in TERMINAL:
         replayer.check(headline, events, at, 0)
         replayer.check_result(headline, events, at, 1)
     else:
@@ -500,8 +501,8 @@ def replay_history(
             replayer.replay(events, at, 0)
         except NondeterminismError as error:
             raise replayer.from_error(headline, events, error, at, 0) from None
-    status = {Kind.FINISHED: "finished", Kind.FAILED: "failed", Kind.CANCELLED: "cancelled"}
+    status = Status.of_terminal(last.kind) if last.kind in TERMINAL else Status.RUNNING
     result = None
     if last.kind == Kind.FINISHED:
         result = codec.decode(last.data["result"], workflow.return_hint)
-    return ReplayedHistory(status.get(last.kind, "running"), result, events)
+    return ReplayedHistory(status, result, events)
