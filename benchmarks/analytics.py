@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import duckdb
+
 from dolmen import storage as db
 from dolmen.runtime import codec
 from dolmen.runtime.events import Kind
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {counts['events']:,} events of {counts['executions']:,} executions")
         return 0
     rows = run(args.quick, lambda m: print(m, file=sys.stderr, flush=True))
-    print(f"{os.cpu_count()} cores, duckdb {an.duckdb.__version__}")
+    print(f"{os.cpu_count()} cores, duckdb {duckdb.__version__}")
     print(markdown(rows))
     if args.json:
         with open(args.json, "w") as f:

@@ -18,7 +18,7 @@ import tempfile
 
 from dolmen import storage as db
 from dolmen.actors.host import Host
-from dolmen.runtime import history_format as fmt
+from dolmen.storage import export
 from examples.fibo import fiboa, fiboa_concurrent
 from examples.orders import Order, fulfil
 
@@ -56,7 +56,7 @@ def main(out_dir: str = HISTORIES) -> list[str]:
         try:
             for execution_id in RUNS:
                 row = db.require_execution(conn, execution_id)
-                document = fmt.history_document(row, db.load_history(conn, row.eid))
+                document = export.history_document(row, db.load_history(conn, row.eid))
                 target = os.path.join(out_dir, f"{execution_id}.json")
                 with open(target, "w", encoding="utf-8") as f:
                     json.dump(document, f, indent=2, ensure_ascii=False)

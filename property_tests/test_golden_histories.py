@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from dolmen.runtime import history_format as fmt
 from dolmen.runtime.definitions import lookup_workflow
+from dolmen.storage import export
 from dolmen.testing import DivergenceError, replay_history
 from examples.fibo import fiboa, fiboa_concurrent
 from property_tests.make_golden import HISTORIES, RUNS
@@ -31,7 +31,7 @@ def test_golden_history_replays(path):
     assert replayed.status == execution["status"]
     assert len(replayed.events) == execution["events"]
     if execution["status"] == "finished":
-        assert fmt.to_json_value(replayed.result) == execution["result"]
+        assert export.to_json_value(replayed.result) == execution["result"]
 
 
 def test_a_golden_history_does_not_replay_against_other_code():

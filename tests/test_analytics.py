@@ -26,6 +26,7 @@ import dolmen
 from dolmen import cli
 from dolmen import storage as db
 from dolmen.actors.host import Host
+from dolmen.cli.values import parse_since
 from dolmen.runtime.errors import DolmenError, StorageError, UnknownExecutionError
 from dolmen.runtime.events import Kind
 from dolmen.storage import analytics as an
@@ -399,14 +400,14 @@ def test_filters_by_workflow_and_time(populated):
 
 def test_parse_since():
     now = 1_000_000.0
-    assert an.parse_since("30s", now) == now - 30
-    assert an.parse_since("15m", now) == now - 900
-    assert an.parse_since("2h", now) == now - 7200
-    assert an.parse_since("1d", now) == now - 86400
-    assert an.parse_since("90", now) == now - 90
-    assert an.parse_since("2026-01-02T03:04:05+00:00") == 1767323045.0
+    assert parse_since("30s", now) == now - 30
+    assert parse_since("15m", now) == now - 900
+    assert parse_since("2h", now) == now - 7200
+    assert parse_since("1d", now) == now - 86400
+    assert parse_since("90", now) == now - 90
+    assert parse_since("2026-01-02T03:04:05+00:00") == 1767323045.0
     with pytest.raises(DolmenError, match="--since 'yesterday'"):
-        an.parse_since("yesterday")
+        parse_since("yesterday")
 
 
 # ---- critical path and timeline --------------------------------------------------------------

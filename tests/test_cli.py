@@ -22,9 +22,10 @@ import dolmen
 from dolmen import cli
 from dolmen import storage as db
 from dolmen.actors.host import Host
+from dolmen.cli import entry, plumbing, values
 from dolmen.runtime import codec
-from dolmen.runtime import history_format as fmt
 from dolmen.runtime.events import Event, Kind
+from dolmen.storage import export
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _flaky_calls: list[int] = []
@@ -184,11 +185,11 @@ def test_database_path_from_environment(capsys, monkeypatch, populated):
 
 
 def test_parse_value():
-    assert cli.parse_value("10") == 10
-    assert cli.parse_value('{"a": [1, null]}') == {"a": [1, None]}
-    assert cli.parse_value('"10"') == "10"
-    assert cli.parse_value("hello") == "hello"
-    assert cli.parse_value("-2.5") == -2.5
+    assert values.parse_value("10") == 10
+    assert values.parse_value('{"a": [1, null]}') == {"a": [1, None]}
+    assert values.parse_value('"10"') == "10"
+    assert values.parse_value("hello") == "hello"
+    assert values.parse_value("-2.5") == -2.5
 
 
 # ---- status, result, ls ----------------------------------------------------------------------
@@ -286,7 +287,7 @@ def test_history_json_round_trip(capsys, populated):
     code, out, _ = run_cli(capsys, "history", ids["ok"], "--db", path, "--json")
     assert code == 0
     doc = json.loads(out)
-    assert doc["format"] == fmt.FORMAT
+    assert doc["format"] == export.FORMAT
     assert doc["execution"]["id"] == "ok-1" and doc["execution"]["result"]["bumped"] == 42
     events = doc["events"]
     assert [e["seq"] for e in events] == list(range(len(events)))
@@ -312,7 +313,7 @@ def test_history_json_round_trip(capsys, populated):
     # Lossless: the document gives back exactly the stored events.
     with contextlib.closing(db.open_readonly(path)) as conn:
         stored = db.load_history(conn, db.require_execution(conn, "ok-1").eid)
-    assert fmt.events_from_document(doc) == stored
+    assert export.events_from_document(doc) == stored
 
 
 def test_history_json_keeps_awkward_plain_values():
@@ -322,13 +323,13 @@ def test_history_json_keeps_awkward_plain_values():
         Event(Kind.SIGNAL_RECEIVED, -1, {"name": "u", "value": {b"key": 1}}, 3.0),
         Event(Kind.FINISHED, -1, {"result": b"\xc1"}, 4.0),  # not valid msgpack
     ]
-    docs = json.loads(json.dumps([fmt.event_to_json(i, e) for i, e in enumerate(events)]))
+    docs = json.loads(json.dumps([export.event_to_json(i, e) for i, e in enumerate(events)]))
     assert docs[0]["data"]["value"] == {"blob": {"$bytes": "AQ=="}, "n": [1.5]}
     assert "packed" not in docs[0]
     assert "packed" in docs[1] and "packed" in docs[2]
     assert docs[3]["data"]["result"] == {"$bytes": "wQ=="}
-    assert [fmt.event_from_json(d) for d in docs] == events
-    assert fmt.from_jsonable({"$bytes": "not base64!"}) == {"$bytes": "not base64!"}
+    assert [export.event_from_json(d) for d in docs] == events
+    assert export.from_jsonable({"$bytes": "not base64!"}) == {"$bytes": "not base64!"}
 
 
 def test_result_json_for_rich_values():
@@ -345,7 +346,7 @@ def test_result_json_for_rich_values():
         tags: tuple
 
     value = {"p": Point(1, ("a",)), "c": Color.RED, "u": uuid.UUID(int=1), "b": b"\x02"}
-    assert fmt.to_json_value(value) == {
+    assert export.to_json_value(value) == {
         "p": {"x": 1, "tags": ["a"]},
         "c": "red",
         "u": "00000000-0000-0000-0000-000000000001",
@@ -355,11 +356,11 @@ def test_result_json_for_rich_values():
 
 def test_progress_indicator_writes_elapsed_time_and_id(tmp_path):
     log = open(tmp_path / "err.txt", "w+")  # not a TTY: one line per update
-    progress = cli.Progress("abc", enabled=True, stream=log)
+    progress = plumbing.Progress("abc", enabled=True, stream=log)
     progress(5.2)
     progress(10.0)
     progress.done()
-    cli.Progress("abc", enabled=False, stream=log)(3.0)
+    plumbing.Progress("abc", enabled=False, stream=log)(3.0)
     log.seek(0)
     assert log.read().splitlines() == [
         "dolmen: waiting 5 s for execution abc",
@@ -447,7 +448,7 @@ def test_other_threads_cannot_write_into_the_commands_output():
     import threading
 
     out, err = io.StringIO(), io.StringIO()
-    stdout = cli.MainThreadStdout(out, err)
+    stdout = entry.MainThreadStdout(out, err)
     stdout.write('{"result": 1}\n')
     noise = threading.Thread(
         target=print, args=("(raylet) node marked dead",), kwargs={"file": stdout}

@@ -180,7 +180,8 @@ class Host:
         return self._write.submit(ltx)
 
     async def write(self, ltx: Ltx) -> None:
-        await self._write.write(ltx)
+        """Write ``ltx`` and return once it is durable (raises its ``StorageError``)."""
+        await self._write.submit(ltx)
 
     def notify_ended(self, execution_id: str, outcome: Outcome) -> None:
         """Tell whoever waits for ``execution_id`` (which ended elsewhere) how it ended."""

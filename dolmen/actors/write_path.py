@@ -144,9 +144,6 @@ class WritePath:
         self.store.submit(ltx)
         return ltx.token
 
-    async def write(self, ltx: Ltx) -> None:
-        await self.submit(ltx)
-
     def post(self, ltx: Ltx) -> None:
         """Queue ``ltx`` with nobody waiting on it (a status the history does not carry)."""
         self.store.submit(ltx)

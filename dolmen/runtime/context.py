@@ -30,16 +30,12 @@ class WorkflowContext(Protocol):
         ...
 
 
-# The engine sets it around each step of workflow code (``set`` and ``reset`` directly:
-# a step is the hot path, and a context manager there costs more than the step's own work).
+# The engine whose workflow code runs in this context, or None. The engine sets it around
+# each step of workflow code (``set`` and ``reset`` directly: a step is the hot path, and a
+# context manager there costs more than the step's own work).
 CURRENT_WORKFLOW: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
     "dolmen_workflow_instance", default=None
 )
-
-
-def current_workflow() -> WorkflowContext | None:
-    """The engine instance whose workflow code runs in this context, or None."""
-    return CURRENT_WORKFLOW.get()
 
 
 @dataclasses.dataclass(frozen=True)

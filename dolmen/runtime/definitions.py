@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from dolmen.runtime import codec
-from dolmen.runtime.context import current_workflow
+from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.errors import EncodingError, UnknownWorkflowError, WorkflowError
 
 WaitStrategy = Literal["await", "interrupt"]
@@ -101,7 +101,7 @@ class Workflow(_Definition):
         _WORKFLOWS[self.name] = self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        instance = current_workflow()
+        instance = CURRENT_WORKFLOW.get()
         if instance is None:
             raise WorkflowError(
                 f"workflow {self.name!r} was called outside a workflow; "
@@ -150,7 +150,7 @@ class Activity(_Definition):
         self.is_async = inspect.iscoroutinefunction(fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        instance = current_workflow()
+        instance = CURRENT_WORKFLOW.get()
         if instance is None:  # plain call outside a workflow: just run it
             result = self.fn(*args, **kwargs)
             return asyncio.run(result) if self.is_async else result

@@ -124,7 +124,3 @@ def format_call(name: str, args: bytes | None) -> str:
 def short(text: str, width: int = 100) -> str:
     """``text`` cut to ``width`` characters, with an ellipsis when cut."""
     return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def describe_command(kind: Kind, position: int, data: dict[str, Any]) -> str:
-    return Event(kind, position, data).describe()

@@ -29,7 +29,7 @@ from dolmen.runtime.errors import (
     WorkflowError,
     error_fields,
 )
-from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind, describe_command
+from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind
 from dolmen.runtime.ids import child_id
 
 
@@ -251,7 +251,8 @@ class WorkflowInstance:
                 or recorded.position != position
                 or not same_command(kind, data, recorded.data)
             ):
-                raise self._mismatch(recorded.describe(), describe_command(kind, position, data))
+                issued = Event(kind, position, data).describe()
+                raise self._mismatch(recorded.describe(), issued)
             self._cursor += 1
             return recorded
         event = Event(kind, position, data)

@@ -20,13 +20,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from dolmen.runtime import codec
-from dolmen.runtime import history_format as fmt
 from dolmen.runtime.definitions import Workflow
 from dolmen.runtime.describe import summarize
 from dolmen.runtime.errors import NondeterminismError
 from dolmen.runtime.events import TERMINAL, Event, Kind, short
 from dolmen.runtime.replay import WorkflowInstance, same_command
 from dolmen.runtime.status import Status
+from dolmen.storage import export
 from dolmen.testing.simulation import (
     START_TIME,
     Simulation,
@@ -462,7 +462,7 @@ def load_history(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[st
     else:
         with open(source, encoding="utf-8") as f:
             doc = json.load(f)
-    events = fmt.events_from_document(dict(doc))
+    events = export.events_from_document(dict(doc))
     return str(doc.get("execution", {}).get("id", "replay")), events
 
 

@@ -18,7 +18,7 @@ import ray
 
 import dolmen
 from dolmen.actors import ray_face
-from dolmen.cli import MainThreadStdout
+from dolmen.cli.entry import MainThreadStdout
 
 
 def main() -> None:

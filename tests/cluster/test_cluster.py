@@ -26,8 +26,8 @@ import pytest
 
 from dolmen import storage as db
 from dolmen.actors.worker import NODE_LABEL_LENGTH
-from dolmen.runtime import history_format as fmt
 from dolmen.runtime.events import Kind
+from dolmen.storage import export
 from dolmen.testing import replay_history
 from dolmen.testing.local_cluster import LocalCluster
 from examples.fibo import fiboa
@@ -153,7 +153,7 @@ def assert_consistent(database: str, ids: list[str], steps: int, workflow: Any =
             completed = [e.position for e in events if e.kind == Kind.ACTIVITY_COMPLETED]
             assert len(scheduled) == len(set(scheduled)) == steps, execution_id
             assert sorted(completed) == sorted(scheduled), execution_id
-            replayed = replay_history(workflow, fmt.history_document(row, events))
+            replayed = replay_history(workflow, export.history_document(row, events))
             assert replayed.status == "finished"
             assert replayed.result == FIBO_33
     finally:

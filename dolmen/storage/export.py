@@ -1,4 +1,4 @@
-"""Rendering an execution's history for people (`dolmen history`) and as lossless JSON.
+"""An execution's history as a lossless JSON document (`dolmen history --json`), and back.
 
 The JSON document is meant to be read back (e.g. by a replay tool), so it keeps every
 field exactly: payloads (codec-encoded ``bytes`` such as activity args and results) are
@@ -26,16 +26,15 @@ from typing import Any
 import msgpack
 
 from dolmen.runtime import codec
-from dolmen.runtime.describe import local_time, summarize
 from dolmen.runtime.errors import DolmenError, EncodingError
-from dolmen.runtime.events import Event, Kind, short
-from dolmen.storage import ExecutionRow
+from dolmen.runtime.events import Event, Kind
+from dolmen.runtime.status import Status
+from dolmen.storage.records import ExecutionRow
 
 FORMAT = "dolmen-history/1"
 # Marks bytes inside a JSON value: {"$bytes": "<base64>"}; used for nested bytes and for
 # payloads the codec cannot decode.
 BYTES_MARKER = "$bytes"
-_SUMMARY_WIDTH = 100
 
 
 # ---- JSON values -------------------------------------------------------------------------
@@ -155,41 +154,26 @@ def event_from_json(doc: dict[str, Any]) -> Event:
 # ---- executions --------------------------------------------------------------------------
 
 
-def parent_id(row: ExecutionRow) -> str | None:
-    # Child ids are "<parent id>/<position>" (see WorkflowInstance.start_child).
-    return row.id.rpartition("/")[0] if row.parent_eid is not None else None
-
-
-def stored_error(row: ExecutionRow) -> dict[str, Any] | None:
-    """The error fields of a failed, cancelled or nondeterministic execution."""
-    if row.status in ("running", "finished"):
-        return None
-    if row.result is None:
-        return {"type": row.status, "message": row.status}
-    try:
-        fields = msgpack.unpackb(row.result, raw=False)
-    except Exception as exc:  # noqa: BLE001 - a damaged row must still be shown
-        return {"type": row.status, "message": f"(unreadable error record: {exc})"}
-    return fields if isinstance(fields, dict) else {"type": row.status, "message": str(fields)}
-
-
 def execution_to_json(row: ExecutionRow, events: int) -> dict[str, Any]:
+    """The execution's row; ``error`` holds the stored error fields of any ending but
+    ``finished`` (``row.outcome()`` shows a damaged record instead of raising)."""
+    outcome = row.outcome()
     doc: dict[str, Any] = {
         "id": row.id,
         "workflow": row.workflow,
         "status": row.status,
-        "parent_id": parent_id(row),
+        "parent_id": row.parent_id,
         "created_at": row.created_at,
         "finished_at": row.finished_at,
         "events": events,
         "result": None,
         "error": None,
     }
-    if row.status == "finished" and row.result is not None:
-        doc["result"] = decode_payload(row.result)
-        doc["raw"] = {"result": b64(row.result)}
+    if outcome.status is Status.FINISHED and outcome.result is not None:
+        doc["result"] = decode_payload(outcome.result)
+        doc["raw"] = {"result": b64(outcome.result)}
     else:
-        doc["error"] = jsonable(stored_error(row))
+        doc["error"] = jsonable(outcome.error)
     return doc
 
 
@@ -205,20 +189,3 @@ def events_from_document(doc: dict[str, Any]) -> list[Event]:
     if doc.get("format") != FORMAT:
         raise DolmenError(f"not a {FORMAT} document (format: {doc.get('format')!r})")
     return [event_from_json(e) for e in doc["events"]]
-
-
-# ---- text --------------------------------------------------------------------------------
-
-
-def render_history(row: ExecutionRow, events: list[Event]) -> list[str]:
-    lines = [
-        f"execution {row.id}  workflow {row.workflow}  status {row.status}",
-        f"created {local_time(row.created_at)}; times are ms since then",
-        f"{'seq':>4} {'+ms':>10}  {'kind':<19} {'pos':>4}  details",
-    ]
-    for seq, event in enumerate(events):
-        elapsed = (event.ts - row.created_at) * 1000.0
-        position = str(event.position) if event.position >= 0 else "-"
-        line = f"{seq:>4} {elapsed:>10.1f}  {event.kind.name.lower():<19} {position:>4}  "
-        lines.append((line + short(summarize(event))).rstrip())
-    return lines

@@ -1,0 +1,144 @@
+"""Commands that read the database: status, result, ls, history (read-only; no Ray).
+
+Only ``result --wait`` on a running execution reaches the runtime, to wait for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from dolmen import storage as db
+from dolmen.cli.plumbing import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_RUNNING,
+    await_result,
+    reader,
+    runtime,
+    wants_progress,
+)
+from dolmen.cli.render.history import render_history
+from dolmen.cli.render.text import table
+from dolmen.runtime.describe import error_text, local_time
+from dolmen.runtime.events import Event, short
+from dolmen.runtime.status import Status
+from dolmen.storage import export
+
+
+def load(args: argparse.Namespace) -> tuple[db.ExecutionRow, list[Event]]:
+    with reader(args) as conn:
+        row = db.require_execution(conn, args.id)
+        return row, db.load_history(conn, row.eid)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    row, events = load(args)
+    doc = export.execution_to_json(row, len(events))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return EXIT_OK
+    fields = [
+        ("id", row.id),
+        ("workflow", row.workflow),
+        ("status", row.status),
+        ("created", local_time(row.created_at)),
+        ("finished", finished_text(row)),
+        ("events", str(len(events))),
+    ]
+    if doc["parent_id"]:
+        fields.append(("parent", doc["parent_id"]))
+    if doc["error"]:
+        problem = doc["error"]
+        fields.append(("error", short(f"{problem.get('type')}: {problem.get('message')}")))
+    for name, value in fields:
+        print(f"{name:<9} {value}")
+    return EXIT_OK
+
+
+def finished_text(row: db.ExecutionRow) -> str:
+    if row.finished_at is None:
+        return "-"
+    return f"{local_time(row.finished_at)} (after {row.finished_at - row.created_at:.3f} s)"
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    with reader(args) as conn:
+        row = db.require_execution(conn, args.id)
+    if row.status == Status.RUNNING and args.wait:
+        with runtime(args) as client:
+            return await_result(client.handle(row.id), args.timeout, wants_progress(args))
+    return print_stored_result(row, args.traceback)
+
+
+def print_stored_result(row: db.ExecutionRow, traceback: bool = False) -> int:
+    outcome = row.outcome()
+    if outcome.status is Status.RUNNING:
+        print(
+            f"dolmen: execution {row.id} is still running "
+            f"(wait with `dolmen result --wait {row.id}`)",
+            file=sys.stderr,
+        )
+        return EXIT_RUNNING
+    if outcome.status is Status.FINISHED:
+        print(json.dumps(export.decode_payload(outcome.result), ensure_ascii=False))
+        return EXIT_OK
+    fields = outcome.error or {}
+    if outcome.status is Status.CANCELLED:
+        print(f"dolmen: execution {row.id} was cancelled", file=sys.stderr)
+    else:
+        stopped = outcome.status is Status.NONDETERMINISTIC
+        what = "stopped (nondeterministic)" if stopped else "failed"
+        print(f"dolmen: execution {row.id} {what}: {error_text(fields)}", file=sys.stderr)
+        if traceback and fields.get("traceback"):
+            print(str(fields["traceback"]).rstrip(), file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    with reader(args) as conn:
+        rows = db.list_executions(
+            conn, status=args.status, workflow=args.workflow, limit=args.limit
+        )
+    if args.json:
+        print(json.dumps([ls_entry(r) for r in rows], indent=2))
+        return EXIT_OK
+    lines = [["ID", "WORKFLOW", "STATUS", "CREATED", "SECONDS"]]
+    lines += [
+        [
+            r.id,
+            r.workflow,
+            r.status,
+            local_time(r.created_at),
+            f"{r.finished_at - r.created_at:.3f}" if r.finished_at is not None else "-",
+        ]
+        for r in rows
+    ]
+    for line in table(lines):
+        print(line)
+    if not rows:
+        print("(no executions)", file=sys.stderr)
+    return EXIT_OK
+
+
+def ls_entry(row: db.ExecutionRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "workflow": row.workflow,
+        "status": row.status,
+        "parent_id": row.parent_id,
+        "created_at": row.created_at,
+        "finished_at": row.finished_at,
+    }
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    row, events = load(args)
+    if args.json:
+        print(json.dumps(export.history_document(row, events), indent=2, ensure_ascii=False))
+    else:
+        for line in render_history(row, events):
+            print(line)
+    return EXIT_OK
