@@ -33,16 +33,13 @@ def error_text(fields: dict[str, Any]) -> str:
     return f"{fields.get('type', '?')}: {fields.get('message', '')}"
 
 
-_NO_ARGS = b"\x90"  # an empty msgpack array: a call without arguments
-
-
 def summarize(event: Event) -> str:
     """What one event says, in a line: call, result or error, attempt, timer, signal..."""
     d, k = event.data, event.kind
     if k == Kind.CREATED:
-        return format_call(str(d.get("workflow", "?")), d.get("args", _NO_ARGS))
+        return format_call(str(d.get("workflow", "?")), d.get("args"))
     if k == Kind.ACTIVITY_SCHEDULED:
-        return format_call(str(d.get("name", "?")), d.get("args", _NO_ARGS))
+        return format_call(str(d.get("name", "?")), d.get("args"))
     where = f", node {d['node']}" if "node" in d else ""  # recorded on a cluster
     if k == Kind.ACTIVITY_COMPLETED:
         return f"-> {value_text(d['result'])}  (attempt {d.get('attempt', 1)}{where})"
@@ -53,7 +50,7 @@ def summarize(event: Event) -> str:
     if k == Kind.TIMER_STARTED:
         return f"sleep {d.get('seconds')} s, until {local_time(d.get('fire_at'))}"
     if k == Kind.CHILD_STARTED:
-        call = format_call(str(d.get("name", "?")), d.get("args", _NO_ARGS))
+        call = format_call(str(d.get("name", "?")), d.get("args"))
         return f"{call}  as {d.get('child_id')}"
     if k == Kind.CHILD_FINISHED:
         outcome = f"-> {value_text(d['result'])}" if "result" in d else f"failed: {error_text(d)}"

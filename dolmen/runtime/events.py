@@ -101,7 +101,7 @@ class Event:
 
 
 def format_args(payload: bytes | None) -> str:
-    """The arguments of a call, as written in code: ``1, 'x', k=2``."""
+    """The arguments of a call, as written in code: ``1, 'x', k=2`` (none: ``""``)."""
     if payload is None:
         return ""
     try:

@@ -2,8 +2,8 @@
 
 The names here are the storage layer's face; the modules behind them each own one
 concept (``connection``, ``schema``, ``records``, ``ltx``, ``reads``, ``meta``, ``store``,
-``group_commit``, ``local_store``). Analytics (DuckDB) is ``dolmen.storage.analytics``,
-imported only when asked for.
+``group_commit``, ``local_store``, ``export``). Analytics (DuckDB) is
+``dolmen.storage.analytics``, imported only when asked for.
 """
 
 from dolmen.storage.connection import DEFAULT_DB, Synchronous, connect, open_readonly

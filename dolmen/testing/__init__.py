@@ -27,16 +27,9 @@ except ImportError as missing:
 
 from dolmen.pytest_plugin import dolmen_runtime
 from dolmen.testing.crashes import kill_host
-from dolmen.testing.determinism import (
-    DeterminismReport,
-    DivergenceError,
-    ReplayedHistory,
-    assert_deterministic,
-    check_determinism,
-    load_history,
-    render_diff,
-    replay_history,
-)
+from dolmen.testing.determinism import DeterminismReport, assert_deterministic, check_determinism
+from dolmen.testing.divergence import DivergenceError, render_diff
+from dolmen.testing.saved_histories import ReplayedHistory, load_history, replay_history
 from dolmen.testing.simulation import Simulation, SimulationError, Step, virtual_time
 
 __all__ = [

@@ -42,11 +42,13 @@ def ms(seconds: float | None) -> str:
 def size(n: float | None) -> str:
     if n is None:
         return "-"
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+    if abs(n) < 1000:
+        return f"{n:,.0f} B"
+    for unit in ("kB", "MB"):
         n /= 1000.0
-    return f"{n:,.1f} GB"
+        if abs(n) < 1000:
+            return f"{n:,.1f} {unit}"
+    return f"{n / 1000.0:,.1f} GB"
 
 
 def when(ts: float | None) -> str:

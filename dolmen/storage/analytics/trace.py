@@ -230,7 +230,7 @@ def _call(kind: Kind, data: dict[str, Any]) -> str:
         return f"sleep({data.get('seconds')})"
     if kind == K.SIGNAL_WAITED:
         return f"wait_signal({data.get('name')!r})"
-    return short(format_call(str(data.get("name", "?")), data.get("args", b"\x90")), 60)
+    return short(format_call(str(data.get("name", "?")), data.get("args")), 60)
 
 
 def _end(step: Step, ts: float, seq: int, outcome: str) -> None:
