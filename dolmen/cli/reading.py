@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
 
 from dolmen import storage as db
 from dolmen.cli.plumbing import (
@@ -103,7 +102,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
             conn, status=args.status, workflow=args.workflow, limit=args.limit
         )
     if args.json:
-        print(json.dumps([ls_entry(r) for r in rows], indent=2))
+        print(json.dumps([export.row_to_json(r) for r in rows], indent=2))
         return EXIT_OK
     lines = [["ID", "WORKFLOW", "STATUS", "CREATED", "SECONDS"]]
     lines += [
@@ -121,17 +120,6 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print("(no executions)", file=sys.stderr)
     return EXIT_OK
-
-
-def ls_entry(row: db.ExecutionRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "workflow": row.workflow,
-        "status": row.status,
-        "parent_id": row.parent_id,
-        "created_at": row.created_at,
-        "finished_at": row.finished_at,
-    }
 
 
 def cmd_history(args: argparse.Namespace) -> int:

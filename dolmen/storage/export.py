@@ -154,21 +154,23 @@ def event_from_json(doc: dict[str, Any]) -> Event:
 # ---- executions --------------------------------------------------------------------------
 
 
-def execution_to_json(row: ExecutionRow, events: int) -> dict[str, Any]:
-    """The execution's row; ``error`` holds the stored error fields of any ending but
-    ``finished`` (``row.outcome()`` shows a damaged record instead of raising)."""
-    outcome = row.outcome()
-    doc: dict[str, Any] = {
+def row_to_json(row: ExecutionRow) -> dict[str, Any]:
+    """What an execution's row says of it without its result (as `dolmen ls --json` lists)."""
+    return {
         "id": row.id,
         "workflow": row.workflow,
         "status": row.status,
         "parent_id": row.parent_id,
         "created_at": row.created_at,
         "finished_at": row.finished_at,
-        "events": events,
-        "result": None,
-        "error": None,
     }
+
+
+def execution_to_json(row: ExecutionRow, events: int) -> dict[str, Any]:
+    """The execution's row; ``error`` holds the stored error fields of any ending but
+    ``finished`` (``row.outcome()`` shows a damaged record instead of raising)."""
+    outcome = row.outcome()
+    doc: dict[str, Any] = dict(row_to_json(row), events=events, result=None, error=None)
     if outcome.status is Status.FINISHED and outcome.result is not None:
         doc["result"] = decode_payload(outcome.result)
         doc["raw"] = {"result": b64(outcome.result)}
