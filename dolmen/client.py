@@ -1,7 +1,8 @@
 """Starting executions and reading their results, from any Python process.
 
-The client talks to the host actor through Ray; it reads history and listings straight
-from the SQLite file (read-only) where it can see the file, so those need no Ray hop.
+The client talks to the runtime through a ``HostConnection`` (Ray lives there, in
+``dolmen.actors``); it reads history and listings straight from the SQLite file
+(read-only) where it can see the file, so those need no Ray hop.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from typing import Any
 
 from dolmen import storage as db
 from dolmen.actors import requests
-from dolmen.actors.remote_errors import ray_cause
 from dolmen.runtime import codec
 from dolmen.runtime.definitions import Workflow, lookup_workflow
-from dolmen.runtime.errors import DolmenError, ResultTimeoutError
+from dolmen.runtime.errors import ResultTimeoutError
 from dolmen.runtime.events import Event
 from dolmen.runtime.ids import new_execution_id
 from dolmen.runtime.outcome import Outcome
 
-_RESTART_GRACE = 120.0  # how long a client waits for Ray to restart a dead host
 _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays responsive
 
 
@@ -56,14 +55,13 @@ class Client:
         lease_seconds: float | None = None,
         detached: bool = False,
     ) -> None:
-        from dolmen.actors import ray_face
+        from dolmen.actors.connection import HostConnection  # imports Ray: only when used
 
         self.db_path = os.path.abspath(db_path or os.environ.get("DOLMEN_DB", db.DEFAULT_DB))
         embedded = not (address or os.environ.get("RAY_ADDRESS"))
         if embedded:
             # Fail fast, in this process, on a corrupted, locked or foreign file.
             db.connect(self.db_path, synchronous=synchronous, busy_timeout=busy_timeout).close()
-        ray_face.ensure_ray(address)
         options = requests.RuntimeOptions(
             db_path=self.db_path,
             synchronous=synchronous,
@@ -75,47 +73,17 @@ class Client:
             spread=not embedded if spread is None else spread,
             lease_seconds=lease_seconds,
         )
-        # Only the client that created the host shuts it down on close; others just leave.
-        self._owns_host = not detached and not ray_face.host_exists(self.db_path)
-        self._host = ray_face.get_host(options, detached=detached)
-        self._sent: dict[str, Workflow] = {}
-        self._lock = threading.Lock()
-        self._call(self._host.ping)
+        self._runtime = HostConnection(options, address=address, detached=detached)
+        self._runtime.ping()
         self._closed = False
         atexit.register(self.close)
 
     # ---- plumbing --------------------------------------------------------------------
 
-    def _call(self, method: Any, *args: Any) -> Any:
-        """Call a method of the host actor (with its request); if the host died, wait for
-        Ray to restart it and hand it our code again."""
-        import ray
-
-        deadline = time.monotonic() + _RESTART_GRACE
-        while True:
-            try:
-                return ray.get(method.remote(*args))
-            except ray.exceptions.RayTaskError as exc:
-                raise ray_cause(exc) from None  # the host's own exception, unwrapped
-            except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                if time.monotonic() > deadline:
-                    raise DolmenError(
-                        f"the dolmen host for {self.db_path!r} is gone and did not come back"
-                    ) from None
-                time.sleep(0.2)
-                try:
-                    if self._sent:
-                        code = requests.Register(list(self._sent.values()))
-                        ray.get(self._host.register.remote(code))
-                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
-                    continue
-
     def _workflow(self, fn: Workflow | str) -> Workflow:
         wf = lookup_workflow(fn) if isinstance(fn, str) else fn
         if not isinstance(wf, Workflow):
             raise TypeError(f"expected a @dolmen.workflow function or its name, got {fn!r}")
-        with self._lock:
-            self._sent[wf.name] = wf
         return wf
 
     # ---- API -------------------------------------------------------------------------
@@ -128,7 +96,7 @@ class Client:
         payload = wf.encode_args(args, kwargs)
         # The id is chosen here, so a start retried after a host crash is idempotent.
         request = requests.Start(wf, payload, id or new_execution_id())
-        return WorkflowHandle(self, self._call(self._host.start, request), wf)
+        return WorkflowHandle(self, self._runtime.start(request), wf)
 
     def start_many(
         self, fn: Workflow | str, args_list: Iterable[tuple[Any, ...]], ids: list[str] | None = None
@@ -137,7 +105,7 @@ class Client:
         wf = self._workflow(fn)
         payloads = [wf.encode_args(tuple(a), {}) for a in args_list]
         id_list = list(ids) if ids is not None else [new_execution_id() for _ in payloads]
-        started = self._call(self._host.start_many, requests.StartMany(wf, payloads, id_list))
+        started = self._runtime.start_many(requests.StartMany(wf, payloads, id_list))
         return [WorkflowHandle(self, i, wf) for i in started]
 
     def run(self, fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) -> Any:
@@ -146,7 +114,7 @@ class Client:
         payload = wf.encode_args(args, kwargs)
         handle = WorkflowHandle(self, id or new_execution_id(), wf)
         start = requests.Start(wf, payload, handle.id)
-        outcome = self._call(self._host.run, requests.Run(start, _WAIT_CHUNK))
+        outcome = self._runtime.run(requests.Run(start, _WAIT_CHUNK))
         if not outcome.pending:
             return handle.value_of(outcome)
         return handle.result()
@@ -163,16 +131,14 @@ class Client:
                     f"{len(waiting)} executions still running after {timeout} s"
                 )
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            answers = self._call(self._host.wait, requests.Wait(waiting, chunk))
+            answers = self._runtime.wait(requests.Wait(waiting, chunk))
             outcomes.update((i, a) for i, a in zip(waiting, answers, strict=True) if not a.pending)
         return [h.value_of(outcomes[h.id]) for h in handles]
 
     def register(self, *workflows: Workflow) -> None:
         """Hand workflow code to the runtime before any start, e.g. so that executions
         recovered from the database whose code is not importable by name can resume."""
-        for wf in workflows:
-            self._workflow(wf)
-        self._call(self._host.register, requests.Register(list(workflows)))
+        self._runtime.register(requests.Register([self._workflow(wf) for wf in workflows]))
 
     def handle(self, execution_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, execution_id, None)
@@ -195,10 +161,10 @@ class Client:
 
     def storage_stats(self, execution_ids: list[str] | None = None) -> dict[str, Any]:
         """Statements and physical commits, in total and per execution (for benchmarks)."""
-        return self._call(self._host.storage_stats, requests.StorageStats(execution_ids))
+        return self._runtime.storage_stats(requests.StorageStats(execution_ids))
 
     def host_info(self) -> dict[str, Any]:
-        return self._call(self._host.ping)
+        return self._runtime.ping()
 
     def close(self) -> None:
         """Leave the runtime; if this client started the host, flush it and shut it down
@@ -207,15 +173,7 @@ class Client:
             return
         self._closed = True
         atexit.unregister(self.close)
-        if not self._owns_host:
-            return
-        import ray
-
-        if ray.is_initialized():
-            try:
-                ray.get(self._host.shutdown.remote(), timeout=30)
-            except Exception:  # noqa: BLE001 - the host may be gone already; nothing to flush
-                pass
+        self._runtime.close()
 
 
 class WorkflowHandle:
@@ -240,9 +198,7 @@ class WorkflowHandle:
         while True:
             waited = time.monotonic() - started
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            [outcome] = self.client._call(
-                self.client._host.wait, requests.Wait([self.id], max(chunk, 0.0))
-            )
+            [outcome] = self.client._runtime.wait(requests.Wait([self.id], max(chunk, 0.0)))
             if not outcome.pending:
                 return self.value_of(outcome)
             waited = time.monotonic() - started
@@ -259,15 +215,15 @@ class WorkflowHandle:
         return outcome.value(self.id, hint)
 
     def status(self) -> dict[str, Any]:
-        return self.client._call(self.client._host.describe, requests.Describe(self.id))
+        return self.client._runtime.describe(requests.Describe(self.id))
 
     def cancel(self) -> None:
         """Cancel the execution, its children and its running activities."""
-        self.client._call(self.client._host.cancel, requests.Cancel(self.id))
+        self.client._runtime.cancel(requests.Cancel(self.id))
 
     def signal(self, name: str, value: Any = None) -> None:
         payload = codec.encode(value, f"signal {name!r}")
-        self.client._call(self.client._host.signal, requests.Signal(self.id, name, payload))
+        self.client._runtime.signal(requests.Signal(self.id, name, payload))
 
     def history(self) -> list[Event]:
         return self.client.history(self.id)

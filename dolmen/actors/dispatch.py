@@ -217,7 +217,7 @@ class Dispatcher:
 
     def resolve(self, execution: Execution, event: Event) -> None:
         """A resolution arrived: it becomes durable first, then the workflow sees it."""
-        if not execution.running:
+        if execution.status is not Status.RUNNING:
             return
         if execution.instance is not None and execution.instance.finished:
             return

@@ -21,7 +21,13 @@ from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.status import Status
 from dolmen.storage.ltx import Ltx
-from dolmen.storage.records import ExecutionRecord, event_record, status_record
+from dolmen.storage.records import (
+    EventRecord,
+    ExecutionRecord,
+    event_record,
+    pack_data,
+    status_record,
+)
 from dolmen.storage.store import Acknowledge, Store
 
 log = logging.getLogger("dolmen.host")
@@ -93,10 +99,12 @@ class WritePath:
         children: list[Execution] = []
         ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
         seq = execution.durable
+        eid = execution.eid
         for event in [*cached, *incoming]:
-            ts = event.ts or self._clock()
-            event.ts = ts
-            ltx.events.append(event_record(execution.eid, seq, event))
+            ts = event.ts = event.ts or self._clock()
+            ltx.events.append(
+                EventRecord(eid, seq, event.kind, event.position, ts, pack_data(event.data))
+            )
             seq += 1
             if event.kind in TERMINAL:
                 ltx.statuses.append(status_record(execution.eid, Outcome.of_terminal(event), ts))
@@ -156,7 +164,7 @@ class WritePath:
             if isinstance(token, asyncio.Future):
                 if not token.done():
                     token.set_exception(ltx.error) if ltx.error else token.set_result(None)
-            elif isinstance(token, _Pending):
+            elif token is not None:  # one of start_write's
                 self._written(ltx, token)
         for observer in self.observers:
             observer(batch)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Protocol
 
 from dolmen.runtime.errors import WorkflowError
@@ -65,11 +63,7 @@ def activity_info() -> ActivityInfo:
     return info
 
 
-@contextmanager
-def running_activity(info: ActivityInfo) -> Iterator[None]:
-    """Make ``info`` what ``activity_info()`` returns in this thread while an attempt runs."""
+def set_activity_info(info: ActivityInfo | None) -> None:
+    """What ``activity_info()`` returns in this thread: set while an attempt runs, then
+    cleared (a plain call, not a context manager: it is on every attempt's path)."""
     _activity_local.info = info
-    try:
-        yield
-    finally:
-        _activity_local.info = None

@@ -28,7 +28,7 @@ from typing import Any
 
 from dolmen.runtime import codec
 from dolmen.runtime.attempt import invoke
-from dolmen.runtime.context import ActivityInfo, running_activity
+from dolmen.runtime.context import ActivityInfo, set_activity_info
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import NondeterminismError, error_fields
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind
@@ -360,7 +360,10 @@ def run_attempt(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
     """One attempt of any activity kind, inline in this process; returns encoded result."""
     if getattr(activity, "executor", None) == "subprocess":  # dolmen.exec_activity
         decoded, kwargs = activity.decode_args(args)
-        with running_activity(info):
+        set_activity_info(info)
+        try:
             value = asyncio.run(activity.attempt(info, *decoded, **kwargs))  # type: ignore[attr-defined]
+        finally:
+            set_activity_info(None)
         return codec.encode(value, f"the result of activity {activity.name!r}")
     return invoke(activity, args, info)
