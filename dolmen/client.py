@@ -16,6 +16,7 @@ from typing import Any
 
 from dolmen import storage as db
 from dolmen.actors import requests
+from dolmen.actors.options import RuntimeOptions
 from dolmen.runtime import codec
 from dolmen.runtime.definitions import Workflow, lookup_workflow
 from dolmen.runtime.errors import ResultTimeoutError
@@ -62,7 +63,7 @@ class Client:
         if embedded:
             # Fail fast, in this process, on a corrupted, locked or foreign file.
             db.connect(self.db_path, synchronous=synchronous, busy_timeout=busy_timeout).close()
-        options = requests.RuntimeOptions(
+        options = RuntimeOptions(
             db_path=self.db_path,
             synchronous=synchronous,
             threads=threads,

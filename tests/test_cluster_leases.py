@@ -13,13 +13,17 @@ from typing import Any
 import pytest
 
 from dolmen import storage as db
-from dolmen.actors.cluster import Coordinator, Replayer
+from dolmen.actors.cluster import Coordinator
 from dolmen.actors.host import Host
-from dolmen.actors.requests import Commit, RuntimeOptions, WireLtx
+from dolmen.actors.membership import Replayer
+from dolmen.actors.options import RuntimeOptions
+from dolmen.actors.requests import Commit, WireLtx
 from dolmen.runtime import codec
-from dolmen.runtime.events import Kind
+from dolmen.runtime.events import Event, Kind
 from dolmen.runtime.replay import WorkflowInstance
+from dolmen.runtime.status import Status
 from examples.fibo import fiboa
+from tests import workflows as w
 
 pytestmark = pytest.mark.ray
 
@@ -117,6 +121,61 @@ def test_recovered_trees_are_spread_but_never_split(ray_session, tmp_path):
         finally:
             for replayer in coordinator.replayers.values():
                 replayer.outbox.clear()  # nothing behind these records to adopt them
+            await host.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_child_whose_commit_races_the_fence_moves_with_its_tree(ray_session, tmp_path):
+    async def scenario() -> None:
+        host = Host(str(tmp_path / "race.db"), node="storage")
+        options = RuntimeOptions(host.db_path)
+        coordinator = Coordinator(host, "storage", "dolmen", options, lease_seconds=5.0)
+        host.placer = coordinator.place
+        host.open_storage()
+        await host.recover()
+        try:
+            created = await host.create(w.family, w.family.encode_args((3,), {}), "tree")
+            holder = Replayer("holder", None, "node-a", "node-a", 2, 0.0)
+            coordinator.replayers[holder.id] = holder
+            coordinator.leases.grant(holder.id, created.row.eid, "tree")
+            # The holder's first write: its first child's CHILD_STARTED, and the child's
+            # own row (a child is created in the same LTX as its parent's command).
+            instance = WorkflowInstance(created.workflow, "tree", [created.first])
+            [command] = instance.activate([]).commands
+            assert command.kind == Kind.CHILD_STARTED
+            command.ts = 1.0
+            child_id, child_eid = command.data["child_id"], host.store.allocate_eid()
+            child = Event(Kind.CREATED, -1, {"workflow": command.data["name"],
+                                             "args": command.data["args"]}, 1.0)  # fmt: skip
+            wire = WireLtx(
+                [
+                    db.ExecutionRecord(
+                        child_eid,
+                        child_id,
+                        command.data["name"],
+                        Status.RUNNING,
+                        created.row.eid,
+                        1.0,
+                    )
+                ],  # fmt: skip
+                [
+                    db.event_record(created.row.eid, 1, command),
+                    db.event_record(child_eid, 0, child),
+                ],
+                [],
+            )
+            commit = asyncio.ensure_future(
+                coordinator.commit(Commit("holder", coordinator.epoch, [wire]))
+            )
+            await asyncio.sleep(0)  # it passed the lease check: its LTX is queued, not written
+            await coordinator.expire(holder, "fenced while its commit was on its way")
+            assert await commit == [None]  # written: it was queued before the fence
+            # The child was never leased to the fenced replayer: it moved with its parent.
+            assert coordinator.leases.holder(child_id) is None and host.holds(child_id)
+            outcome = await host.wait_result("tree", 30.0)
+            assert outcome.status == "finished", outcome
+        finally:
             await host.close()
 
     asyncio.run(scenario())

@@ -63,29 +63,42 @@ def test_no_module_is_over_the_size_limit(path):
 
 
 def private_uses(path: Path) -> list[str]:
-    """``from dolmen.x import _name`` and ``module._name`` on an imported dolmen module."""
+    """Private names of other modules used here: ``from dolmen.x import _name``, and
+    ``something._name`` where ``_name`` is not one this module defines itself (on
+    ``self``, as a function, a class attribute or a module global). So a module may use
+    its own privates on any object (a handle reading its client's), never another's."""
     tree = ast.parse(path.read_text())
-    found, modules = [], set()
+    own = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            own.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            own.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            own.add(node.id)
+        elif isinstance(node, ast.arg):
+            own.add(node.arg)
+    outside = {"os", "sys"}  # os._exit and the like are those modules' public API
+    found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dolmen"):
-            for alias in node.names:
-                if alias.name.startswith("_") and not alias.name.startswith("__"):
-                    found.append(f"line {node.lineno}: from {node.module} import {alias.name}")
-                else:
-                    modules.add(alias.asname or alias.name)
-        elif isinstance(node, ast.Import):
-            modules.update((a.asname or a.name).split(".")[0] for a in node.names
-                           if a.name.startswith("dolmen"))  # fmt: skip
-    for node in ast.walk(tree):
-        if (
+            found += [
+                f"line {node.lineno}: from {node.module} import {alias.name}"
+                for alias in node.names
+                if _private(alias.name)
+            ]
+        elif (
             isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in modules
-            and node.attr.startswith("_")
-            and not node.attr.startswith("__")
+            and _private(node.attr)
+            and node.attr not in own
+            and not (isinstance(node.value, ast.Name) and node.value.id in outside)
         ):
-            found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
+            found.append(f"line {node.lineno}: .{node.attr}")
     return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
 
 
 def test_no_module_uses_another_modules_private_names():

@@ -180,3 +180,16 @@ def test_a_second_writer_on_the_same_database_is_refused(db_path):
     finally:
         first.close()
     GroupCommitWriter(db_path, Collector()).close()  # free again once the first closed
+
+
+def test_a_status_this_version_does_not_know_is_a_clear_error(db_path):
+    acks = Collector()
+    writer = GroupCommitWriter(db_path, acks)
+    writer.submit(execution_ltx(1, "from-the-future"))
+    acks.wait(1)
+    writer.close()
+    conn = db.connect(db_path)
+    conn.execute("UPDATE executions SET status = 'hibernating' WHERE eid = 1")
+    with pytest.raises(StorageError, match=r"'from-the-future' has status 'hibernating'.*newer"):
+        db.list_executions(conn)
+    conn.close()

@@ -1,10 +1,11 @@
-"""The storage actor's side of a cluster: replayers on other nodes, their leases, routing.
+"""The storage actor's side of a cluster: leasing executions to replayers, and routing.
 
 The storage actor (``HostActor`` on the node holding the database) is the only writer. With
-``spread=True`` it also runs one ``ReplayerActor`` per other node that gives Ray CPUs, and
-leases executions to them: each new execution goes to the host (its own local one
-included) with the fewest executions per CPU, and a whole tree (parent and children)
-stays on one host, so a child's ending reaches its parent without leaving the process.
+``spread=True`` it also runs one ``ReplayerActor`` per other node that gives Ray CPUs
+(``membership``), and leases executions to them: each new execution goes to the host
+(its own local one included) with the fewest executions per CPU, and a whole tree
+(parent and children) stays on one host, so a child's ending reaches its parent without
+leaving the process.
 
 A lease is per replayer: every commit and heartbeat renews it. When it lapses (the node
 died, or the process hung) the replayer is fenced first, so its later commits are refused;
@@ -16,8 +17,6 @@ of the storage actor starts a new epoch, which fences every replayer of the old 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import dataclasses
 import logging
 import time
 import uuid
@@ -29,17 +28,24 @@ import ray
 
 from dolmen.actors.host import Host
 from dolmen.actors.leases import LeaseTable
-from dolmen.actors.peers import PeerSpec
+from dolmen.actors.membership import Membership, Replayer
+from dolmen.actors.options import RuntimeOptions
 from dolmen.actors.recovery import plan_takeover
 from dolmen.actors.remote_errors import ray_cause
-from dolmen.actors.remote_store import EID_BLOCK
-from dolmen.actors.replayer import ReplayerActor
-from dolmen.actors.requests import Commit, Refusal, Routed, RuntimeOptions, Signal
+from dolmen.actors.requests import (
+    Adopt,
+    Adoption,
+    Commit,
+    Refusal,
+    Register,
+    Routed,
+    Signal,
+)
 from dolmen.runtime.definitions import Workflow, lookup_workflow
 from dolmen.runtime.errors import LeaseLost, UnknownWorkflowError
-from dolmen.runtime.events import Event
 from dolmen.runtime.ids import root_of
 from dolmen.runtime.status import Status
+from dolmen.storage import reads
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.records import ExecutionRow, stored_outcome
@@ -47,26 +53,6 @@ from dolmen.storage.records import ExecutionRow, stored_outcome
 log = logging.getLogger("dolmen.cluster")
 
 DEFAULT_LEASE_SECONDS = 10.0
-_SPAWN_TIMEOUT = 60.0
-# Kills of actors on dead nodes may block; they get threads of their own, so they never
-# hold up the node scans that share the loop's default pool.
-_KILLER = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="dolmen-kill")
-
-Adoption = tuple[ExecutionRow, list[Event]]  # an execution and its history so far
-
-
-@dataclasses.dataclass(eq=False)
-class Replayer:
-    id: str
-    handle: Any
-    node_id: str
-    node: str  # the short label histories record
-    cpus: int
-    last_seen: float
-    known: set[str] = dataclasses.field(default_factory=set)  # workflow names sent
-    outbox: list[Adoption] = dataclasses.field(default_factory=list)
-    flushing: asyncio.Future[None] | None = None
-    placing: int = 0  # chosen for executions whose creation is still being written
 
 
 class Coordinator:
@@ -90,146 +76,37 @@ class Coordinator:
             raise ValueError("the coordinator runs beside the database: its host needs it")
         self.host = host
         self.store: LocalStore = host.local_store
-        self.storage_name = storage_name
-        self.namespace = namespace
-        self.options = options  # what replayers run with
         self.lease_seconds = lease_seconds
         self.epoch = uuid.uuid4().hex  # new at every (re)start of the storage actor
         self._clock = clock
-        self.node_id = ray.get_runtime_context().get_node_id()
-        self.replayers: dict[str, Replayer] = {}
         self.leases = LeaseTable()
         self.workflows: dict[str, Workflow] = {}
-        self._local_cpus = 0
+        self.members = Membership(
+            host,
+            self.store,
+            storage_name,
+            namespace,
+            options,
+            epoch=self.epoch,
+            workflows=self.workflows,
+            lease_seconds=lease_seconds,
+            clock=clock,
+            on_lapse=self.expire,
+        )
+        self.replayers = self.members.replayers  # the same table, by replayer id
         self._local_placing = 0
-        self._peers_version = 0
-        self._monitor: asyncio.Task[None] | None = None
-        self._spawning: dict[str, asyncio.Task[None]] = {}  # node id -> its replayer's start
-
-    # ---- membership --------------------------------------------------------------------
-
-    async def connect(self) -> None:
-        """Start a replayer on every other node with CPUs (before recovery places work)."""
-        nodes = await asyncio.to_thread(ray.nodes)
-        for node in nodes:
-            if node.get("Alive") and node["NodeID"] == self.node_id:
-                self._local_cpus = int(node.get("Resources", {}).get("CPU", 0))
-        await self.refresh(nodes)  # before recovery, so it can lease to them
-
-    async def refresh(self, nodes: list[dict[str, Any]] | None = None) -> None:
-        """Start replayers on the nodes that lack one and wait until they are up.
-
-        Bounded: a node that just died may still be listed alive, and its replayer never
-        starts. The monitor does the same in the background every few seconds.
-        """
-        self._spawn_missing(nodes if nodes is not None else await asyncio.to_thread(ray.nodes))
-        if self._spawning:
-            timeout = max(10.0, 2 * self.lease_seconds)
-            await asyncio.wait(list(self._spawning.values()), timeout=timeout)
-
-    def start_monitor(self) -> None:
-        self._monitor = asyncio.create_task(self._watch())
-
-    async def _watch(self) -> None:
-        tick = max(0.2, self.lease_seconds / 4)
-        last_scan = self._clock()
-        while True:
-            before = self._clock()
-            await asyncio.sleep(tick)
-            now = self._clock()
-            if now - before > tick + self.lease_seconds / 2:
-                # This loop stalled (GC, a slow call, a starved CPU): heartbeats that queued
-                # meanwhile are not processed yet. Blame nobody for our own pause.
-                for replayer in self.replayers.values():
-                    replayer.last_seen = max(replayer.last_seen, now - self.lease_seconds / 2)
-            for replayer in list(self.replayers.values()):
-                if now - replayer.last_seen > self.lease_seconds:
-                    try:
-                        await self.expire(replayer, "its lease lapsed")
-                    except Exception:  # noqa: BLE001 - the monitor must outlive one failure
-                        log.exception("taking over from replayer %s failed", replayer.id)
-            if now - last_scan > max(2.0, min(5.0, self.lease_seconds)):
-                last_scan = now
-                try:
-                    self._spawn_missing(await asyncio.to_thread(ray.nodes))
-                except Exception:  # noqa: BLE001 - a failed scan is retried next time
-                    log.exception("scanning the cluster's nodes failed")
-
-    def _spawn_missing(self, nodes: list[dict[str, Any]]) -> None:
-        """Start a replayer (in the background) on each live node with CPUs that lacks one."""
-        placed = {r.node_id for r in self.replayers.values()} | set(self._spawning)
-        wanted = [
-            n
-            for n in nodes
-            if n.get("Alive")
-            and n["NodeID"] != self.node_id
-            and n["NodeID"] not in placed
-            and n.get("Resources", {}).get("CPU", 0) > 0
-        ]
-        for n in wanted:  # registered at once, so the next scan does not repeat it
-            self._spawning[n["NodeID"]] = asyncio.ensure_future(self._spawn(n["NodeID"]))
-
-    async def _spawn(self, node_id: str) -> None:
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        # Unique per process, so a late message from a replaced replayer never matches.
-        name = f"{self.storage_name}-replayer-{node_id[:12]}-{uuid.uuid4().hex[:8]}"
-        handle = None
-        try:
-            # Owned by this actor, so replayers never outlive the storage actor's epoch.
-            handle = ReplayerActor.options(
-                name=name,
-                namespace=self.namespace,
-                num_cpus=0,
-                max_restarts=0,
-                max_concurrency=10_000,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
-            ).remote(self.storage_name, self.namespace, self.options)
-            first = self.store.reserve_eids(EID_BLOCK)
-            info = await asyncio.wait_for(
-                handle.attach.remote(
-                    self.epoch, first, list(self.workflows.values()), self.lease_seconds
-                ),
-                _SPAWN_TIMEOUT,
-            )
-        except Exception as exc:  # noqa: BLE001 - a node that cannot host one is skipped
-            log.warning("no replayer on node %s: %s", node_id, exc)
-            if handle is not None:
-                _kill_soon(handle)
-            return
-        finally:
-            self._spawning.pop(node_id, None)
-        replayer = Replayer(name, handle, node_id, info["node"], info["cpus"], self._clock())
-        replayer.known = set(self.workflows)
-        self.replayers[name] = replayer
-        log.info("replayer %s on node %s (%d CPUs)", name, info["node"], info["cpus"])
-        self._publish_peers()
-
-    def _publish_peers(self) -> None:
-        """Tell every host which other nodes' native pools it may overflow to."""
-        self._peers_version += 1
-        peers = [PeerSpec(r.id, r.handle, r.node, r.cpus) for r in self.replayers.values()]
-        self.host.executor.peers.set(peers)
-        for replayer in self.replayers.values():
-            others = [p for p in peers if p.name != replayer.id]
-            try:
-                replayer.handle.set_peers.remote(self._peers_version, others)
-            except Exception:  # noqa: BLE001 - a replayer going away learns nothing more
-                log.warning("could not tell replayer %s its peers", replayer.id)
 
     async def expire(self, replayer: Replayer, why: str) -> None:
         """Fence ``replayer``, then give its executions to other hosts.
 
         Also for a replayer fenced earlier: leases it was handed since then move too.
         """
-        if self.replayers.pop(replayer.id, None) is not None:
-            log.warning("replayer %s on node %s is gone (%s)", replayer.id, replayer.node, why)
-            self._publish_peers()
-            _kill_soon(replayer.handle)
+        self.members.remove(replayer, why)
         leased = self.leases.revoke(replayer.id)
-        # Its commits that passed the lease check are queued before this LTX, so once it is
-        # durable, everything the replayer will ever have written is on disk.
-        rows = [r for lease in leased if (r := self.store.get(lease.execution_id))]
+        # Barrier: its commits that passed the lease check were queued before this LTX, so
+        # once it is durable everything the replayer will ever have written is on disk.
+        await self.host.write(Ltx())
+        rows = self._taken_over([lease.execution_id for lease in leased])
         running = [r for r in rows if r.status is Status.RUNNING]
         plan = plan_takeover(self.store.reader, running, time.time())
         await self.host.write(plan.ltx)
@@ -241,15 +118,27 @@ class Coordinator:
         for row in self.place(plan.resumable):
             self.host.resume(row)
 
+    def _taken_over(self, execution_ids: list[str]) -> list[ExecutionRow]:
+        """The rows of a fenced replayer's executions, with their unheld descendants: a
+        child created by its last commits was never leased to it, and must move with its
+        tree."""
+        rows = {r.id: r for i in execution_ids if (r := self.store.get(i))}
+        for execution_id in execution_ids:
+            for row in reads.descendants(self.store.reader, execution_id):
+                held = self.leases.holder(row.id) is not None or self.host.holds(row.id)
+                if not held and row.status is Status.RUNNING:
+                    rows.setdefault(row.id, row)
+        return list(rows.values())
+
     # ---- placement ---------------------------------------------------------------------
 
     def _choose(self, local_extra: int = 0) -> Replayer | None:
         """The host with the fewest executions per CPU; None is the local one."""
         best: Replayer | None = None
         best_load = None
-        if self._local_cpus:
+        if self.members.local_cpus:
             local = self.host.execution_count + self._local_placing + local_extra
-            best_load = local / self._local_cpus
+            best_load = local / self.members.local_cpus
         for replayer in self.replayers.values():
             load = (self.leases.count(replayer.id) + replayer.placing) / max(replayer.cpus, 1)
             if best_load is None or load < best_load:
@@ -293,7 +182,7 @@ class Coordinator:
             return
         workflows = [wf for name, wf in self.workflows.items() if name not in replayer.known]
         try:
-            await replayer.handle.adopt.remote(self.epoch, workflows, batch)
+            await replayer.handle.adopt.remote(Adopt(self.epoch, workflows, batch))
             replayer.known.update(wf.name for wf in workflows)
         except ray.exceptions.RayActorError as exc:
             await self.expire(replayer, f"it died: {exc}")
@@ -305,13 +194,23 @@ class Coordinator:
 
     # ---- client operations -------------------------------------------------------------
 
-    def register(self, workflows: list[Workflow]) -> None:
-        """Code from a client goes to every replayer too (new or changed code alike)."""
+    async def register(self, workflows: list[Workflow]) -> None:
+        """Code from a client goes to every replayer too (new or changed code alike).
+
+        A replayer that did not take it is sent it again with its next adoptions."""
         for workflow in workflows:
             self.workflows[workflow.name] = workflow
-        for replayer in self.replayers.values():
-            replayer.known.update(wf.name for wf in workflows)
-            replayer.handle.register.remote(workflows)
+        names = {wf.name for wf in workflows}
+        replayers = list(self.replayers.values())
+        for replayer in replayers:
+            replayer.known -= names
+        sent = [r.handle.register.remote(Register(list(workflows))) for r in replayers]
+        answers = await asyncio.gather(*sent, return_exceptions=True)
+        for replayer, answer in zip(replayers, answers, strict=True):
+            if isinstance(answer, BaseException):
+                log.warning("replayer %s did not take new code: %s", replayer.id, answer)
+            else:
+                replayer.known |= names
 
     async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
         target = self._choose()
@@ -379,7 +278,7 @@ class Coordinator:
             {
                 "host": "storage",
                 "node": self.host.node,
-                "cpus": self._local_cpus,
+                "cpus": self.members.local_cpus,
                 "executions": self.host.execution_count,
             }
         ]
@@ -389,13 +288,6 @@ class Coordinator:
         return hosts
 
     # ---- the storage side of replayers -------------------------------------------------
-
-    def heartbeat(self, replayer_id: str, epoch: str) -> bool:
-        replayer = self.replayers.get(replayer_id)
-        if replayer is None or epoch != self.epoch:
-            return False
-        replayer.last_seen = self._clock()
-        return True
 
     async def commit(self, request: Commit) -> list[Refusal | None]:
         """Write a replayer's LTXs, refusing any that touch an execution it does not hold."""
@@ -428,8 +320,10 @@ class Coordinator:
             except Exception as exc:  # noqa: BLE001 - reported to the replayer, which retries
                 refusals[i] = Refusal("storage", str(exc))
                 continue
-            for record in ltx.executions:  # children stay with their parent
-                self.leases.grant(replayer_id, record.eid, record.id)
+            if self.replayers.get(replayer_id) is replayer:  # children stay with their parent
+                for record in ltx.executions:
+                    self.leases.grant(replayer_id, record.eid, record.id)
+            # else it was fenced meanwhile: its takeover moves these children with the tree
             for record in ltx.statuses:
                 self._ended(record.eid, record.status, record.result)
         return refusals
@@ -438,34 +332,6 @@ class Coordinator:
         lease = self.leases.release(eid)
         if lease is not None:
             self.host.notify_ended(lease.execution_id, stored_outcome(status, stored))
-
-    async def shutdown(self) -> None:
-        """Replayers flush their cached events (still holding their leases), then stop."""
-        if self._monitor is not None:
-            self._monitor.cancel()
-        replayers = list(self.replayers.values())
-        await asyncio.gather(
-            *(r.handle.shutdown.remote() for r in replayers), return_exceptions=True
-        )
-        self.replayers = {}
-        for r in replayers:
-            try:
-                ray.kill(r.handle, no_restart=True)
-            except Exception:  # noqa: BLE001
-                pass
-
-
-def _kill_soon(handle: Any) -> None:
-    """``ray.kill`` in a thread: for an actor on a dead node it can block for seconds, and
-    this loop must keep answering the live replayers' heartbeats meanwhile."""
-
-    def kill() -> None:
-        try:
-            ray.kill(handle, no_restart=True)
-        except Exception:  # noqa: BLE001 - its node may be gone already
-            pass
-
-    asyncio.get_running_loop().run_in_executor(_KILLER, kill)
 
 
 def _importable(workflow_name: str) -> bool:

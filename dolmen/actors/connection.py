@@ -15,13 +15,13 @@ from typing import Any
 import ray
 
 from dolmen.actors import ray_face
+from dolmen.actors.options import RuntimeOptions
 from dolmen.actors.remote_errors import ray_cause
 from dolmen.actors.requests import (
     Cancel,
     Describe,
     Register,
     Run,
-    RuntimeOptions,
     Signal,
     Start,
     StartMany,

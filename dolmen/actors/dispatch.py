@@ -32,6 +32,7 @@ from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.records import ExecutionRow, status_record
+from dolmen.storage.store import Store
 
 log = logging.getLogger("dolmen.host")
 
@@ -39,13 +40,15 @@ log = logging.getLogger("dolmen.host")
 class Dispatcher:
     """The executions of one host, and everything that moves them forward.
 
-    ``local`` is the store on this node, when the database file is here: then reads
-    that the hot path needs (a child's row, an evicted history) are synchronous.
+    ``store`` is where the host's histories live; ``local`` is the same store when it is
+    the database file on this node, whose reads the hot path (a child's row, an evicted
+    history) then makes at once instead of awaiting them.
     """
 
     def __init__(
         self,
         write: WritePath,
+        store: Store,
         local: LocalStore | None,
         executor: ActivityExecutor,
         waiters: ResultWaiters,
@@ -53,6 +56,7 @@ class Dispatcher:
         node: str | None,
     ) -> None:
         self.write = write
+        self.store = store
         self.local = local
         self.executor = executor
         self.waiters = waiters
@@ -170,7 +174,7 @@ class Dispatcher:
     async def _report_remote_child(
         self, execution: Execution, position: int, child_id: str
     ) -> None:
-        [row] = await self.write.store.rows([child_id])
+        [row] = await self.store.rows([child_id])
         self._report_child_row(execution, position, row)
 
     def _report_child_row(
@@ -241,7 +245,7 @@ class Dispatcher:
         )
         workflow = parent.instance.definition(event.position)
         child = Execution(
-            child_id, self.write.store.allocate_eid(), workflow, parent=(parent.id, event.position)
+            child_id, self.store.allocate_eid(), workflow, parent=(parent.id, event.position)
         )
         child.incoming = [created]  # carried to load() once the LTX is durable
         return child
@@ -284,7 +288,7 @@ class Dispatcher:
 
         async def reload() -> None:
             try:
-                history = await self.write.store.history(execution.eid)
+                history = await self.store.history(execution.eid)
             except Exception as exc:  # noqa: BLE001 - storage away: try again shortly
                 log.error("reloading execution %s failed: %s", execution.id, exc)
                 if execution.running:
@@ -322,10 +326,7 @@ class Dispatcher:
         execution.status, execution.outcome = outcome.status, outcome
         execution.instance = None
         release_flush_waiters(execution)
-        for task in execution.tasks.values():
-            task.cancel()
-        for timer in execution.timers.values():
-            timer.cancel()
+        _cancel_work(execution)
 
     def _stop_nondeterministic(self, execution: Execution, error: NondeterminismError) -> None:
         """Stop safely: the history stays as it is; only the status says what happened."""
@@ -346,10 +347,7 @@ class Dispatcher:
     def crash(self) -> None:
         """Stop every activity and timer at once, as a killed process would."""
         for execution in list(self.executions.values()):
-            for task in execution.tasks.values():
-                task.cancel()
-            for timer in execution.timers.values():
-                timer.cancel()
+            _cancel_work(execution)
 
     # ---- eviction ----------------------------------------------------------------------
 
@@ -370,6 +368,14 @@ class Dispatcher:
             for execution in list(self.executions.values()):
                 if execution.instance is not None and execution.last_active < cutoff:
                     await self.evict(execution)
+
+
+def _cancel_work(execution: Execution) -> None:
+    """Cancel the attempts and timers in flight for ``execution``."""
+    for task in execution.tasks.values():
+        task.cancel()
+    for timer in execution.timers.values():
+        timer.cancel()
 
 
 def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:

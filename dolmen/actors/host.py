@@ -91,9 +91,9 @@ class Host:
         self._clock = clock
         self.executor = ActivityExecutor(threads, processes, native_threads)
         self._waiters = ResultWaiters()
-        self._write = WritePath(store, clock)
-        self._driver = Dispatcher(
-            self._write, self.local_store, self.executor, self._waiters, clock, node
+        self._write_path = WritePath(store, clock)
+        self._dispatcher = Dispatcher(
+            self._write_path, store, self.local_store, self.executor, self._waiters, clock, node
         )
         self._starting: dict[str, asyncio.Future[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
@@ -110,8 +110,9 @@ class Host:
             self._start_sweeper()
 
     def open_storage(self) -> None:
-        """The storage half of ``open``: the store, no executions yet."""
-        self._write.open()
+        """The storage half of ``open``: the store, no executions yet. Call it on the
+        running event loop: the store delivers its acknowledgements there."""
+        self._write_path.open()
 
     async def recover(self) -> None:
         """Resume every unfinished execution (here, or where ``placer`` leases it)."""
@@ -125,15 +126,15 @@ class Host:
         self._start_sweeper()
 
     def _start_sweeper(self) -> None:
-        self._sweeper = asyncio.create_task(self._driver.evict_idle_forever(self.evict_after))
+        self._sweeper = asyncio.create_task(self._dispatcher.evict_idle_forever(self.evict_after))
 
     async def close(self) -> None:
         """Clean shutdown: flush cached events and mark the shutdown as clean."""
         if self._sweeper:
             self._sweeper.cancel()
-        for execution in list(self._driver.executions.values()):
+        for execution in list(self._dispatcher.executions.values()):
             if execution.running:
-                await self._write.flush(execution)
+                await self._write_path.flush(execution)
         if self.local_store is not None:
             await self.write(Ltx(statements=[meta.set_clean_shutdown(True)]))
         self.executor.shutdown()
@@ -145,56 +146,60 @@ class Host:
         ``lose_queued``. Only for a host on the database's own node."""
         if self._sweeper is not None:
             self._sweeper.cancel()
-        self._driver.crash()
+        self._dispatcher.crash()
         self._local().abandon(lose_queued)
         self.executor.shutdown()
 
     def watch_commits(self, observer: Acknowledge) -> None:
         """Call ``observer`` with every acknowledged batch, after the host handled it."""
-        self._write.observers.append(observer)
+        self._write_path.observers.append(observer)
 
     def drop_all(self) -> None:
         """Let go of every execution without writing: another host now owns them."""
-        self._driver.drop_all()
+        self._dispatcher.drop_all()
 
     # ---- what the storage actor's coordinator uses -----------------------------------
 
     def resume(self, row: ExecutionRow, history: list[Event] | None = None) -> None:
         """Replay an unfinished execution here and carry on (``history``: if known)."""
-        self._driver.resume(row, history)
+        self._dispatcher.resume(row, history)
 
     def adopt(self, items: list[tuple[ExecutionRow, list[Event]]]) -> None:
         """Executions the storage actor leased to this host, with their histories."""
         for row, history in items:
-            if row.id not in self._driver.executions:
+            if row.id not in self._dispatcher.executions:
                 self.resume(row, history)
 
     def register(self, workflows: list[Workflow]) -> None:
         """Code arriving from a client: also resumes executions that were waiting for it."""
         for workflow in workflows:
             register(workflow)
-            self._driver.unpark(workflow)
+            self._dispatcher.unpark(workflow)
 
     def submit(self, ltx: Ltx) -> asyncio.Future[None]:
         """Queue ``ltx`` for the store now; the future resolves once it is durable."""
-        return self._write.submit(ltx)
+        return self._write_path.submit(ltx)
 
     async def write(self, ltx: Ltx) -> None:
         """Write ``ltx`` and return once it is durable (raises its ``StorageError``)."""
-        await self._write.submit(ltx)
+        await self._write_path.submit(ltx)
 
     def notify_ended(self, execution_id: str, outcome: Outcome) -> None:
         """Tell whoever waits for ``execution_id`` (which ended elsewhere) how it ended."""
         self._waiters.notify(execution_id, outcome)
 
+    def holds(self, execution_id: str) -> bool:
+        """Whether ``execution_id`` runs here (unfinished, held by this host)."""
+        return execution_id in self._dispatcher.executions
+
     @property
     def execution_count(self) -> int:
         """Unfinished executions held here."""
-        return len(self._driver.executions)
+        return len(self._dispatcher.executions)
 
     def loaded_count(self) -> int:
         """Executions held here with their instance in memory (not evicted)."""
-        return self._driver.loaded_count()
+        return self._dispatcher.loaded_count()
 
     # ---- client operations -----------------------------------------------------------
 
@@ -202,7 +207,7 @@ class Host:
         """Create an execution (durably) and start it; an existing id is returned as is."""
         created = await self.create(workflow, args, execution_id)
         if created is not None:
-            self._driver.start(execution_id, created.row.eid, created.workflow, created.first)
+            self._dispatcher.start(execution_id, created.row.eid, created.workflow, created.first)
         return execution_id
 
     async def create(
@@ -242,13 +247,13 @@ class Host:
         if execution_id in self._starting:
             await self._starting[execution_id]
             return True
-        if execution_id in self._driver.executions:
+        if execution_id in self._dispatcher.executions:
             return True
         return self._row(execution_id) is not None
 
     async def wait_result(self, execution_id: str, timeout: float | None) -> Outcome:
         """How the execution ended; ``Outcome`` RUNNING if ``timeout`` passed first."""
-        execution = self._driver.executions.get(execution_id)
+        execution = self._dispatcher.executions.get(execution_id)
         if execution is not None and execution.outcome is not None:
             return execution.outcome
         if execution is None:
@@ -260,7 +265,7 @@ class Host:
         return await self._waiters.wait(execution_id, timeout)
 
     def status(self, execution_id: str) -> dict[str, Any]:
-        execution = self._driver.executions.get(execution_id)
+        execution = self._dispatcher.executions.get(execution_id)
         row = self._row(execution_id)
         if row is None and execution is None:
             raise UnknownExecutionError(f"no execution with id {execution_id!r}")
@@ -281,18 +286,18 @@ class Host:
         execution = self._require_running(execution_id)
         payload = codec.decode(value)
         event = Event(Kind.SIGNAL_RECEIVED, -1, {"name": name, "value": payload})
-        self._driver.resolve(execution, event)
-        await self._write.flush(execution)  # durable before the sender hears back
+        self._dispatcher.resolve(execution, event)
+        await self._write_path.flush(execution)  # durable before the sender hears back
         self._check_not_moved(execution)
 
     async def cancel(self, execution_id: str) -> None:
-        execution = self._driver.executions.get(execution_id)
+        execution = self._dispatcher.executions.get(execution_id)
         if execution is None:
             self._require_row(execution_id)
             return  # already ended (or parked without code: nothing runs it here)
         if execution.running:
-            self._driver.resolve(execution, Event(Kind.CANCEL_REQUESTED))
-            await self._write.flush(execution)
+            self._dispatcher.resolve(execution, Event(Kind.CANCEL_REQUESTED))
+            await self._write_path.flush(execution)
             self._check_not_moved(execution)
 
     # ---- helpers -----------------------------------------------------------------------
@@ -311,7 +316,7 @@ class Host:
             raise LeaseLost(f"execution {execution.id!r} moved to another host")
 
     def _require_running(self, execution_id: str) -> Execution:
-        execution = self._driver.executions.get(execution_id)
+        execution = self._dispatcher.executions.get(execution_id)
         if execution is None:
             self._require_row(execution_id)
             raise DolmenError(f"execution {execution_id!r} is not running in this runtime")

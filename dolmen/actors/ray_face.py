@@ -19,14 +19,16 @@ from typing import TYPE_CHECKING, Any
 import ray
 
 from dolmen.actors.host import Host
+from dolmen.actors.options import RuntimeOptions
+from dolmen.actors.remote_errors import ray_cause
 from dolmen.actors.requests import (
     Cancel,
     Commit,
     Describe,
+    Heartbeat,
     Refusal,
     Register,
     Run,
-    RuntimeOptions,
     Signal,
     Start,
     StartMany,
@@ -94,6 +96,8 @@ def stop_runtime(db_path: str) -> bool:
         return False
     try:
         ray.get(actor.shutdown.remote(), timeout=60)
+    except ray.exceptions.RayTaskError as exc:
+        raise ray_cause(exc) from None  # what the host raised, without Ray's wrapper
     finally:
         ray.kill(actor, no_restart=True)
     return True
@@ -164,14 +168,14 @@ class HostActor:
         )
         self._local = store
         if not options.spread:
-            host = Host(store.path, store=store, **options.executor_options())
+            host = Host(store.path, store=store, **options.host_options())
             await host.open()
             self._host = host
             return
         from dolmen.actors.cluster import DEFAULT_LEASE_SECONDS, Coordinator
         from dolmen.actors.worker import node_label
 
-        host = Host(store.path, store=store, **options.executor_options(), node=node_label())
+        host = Host(store.path, store=store, **options.host_options(), node=node_label())
         cluster = Coordinator(
             host,
             ray.get_runtime_context().get_actor_name(),
@@ -183,9 +187,9 @@ class HostActor:
         host.placer = cluster.place
         self._cluster = cluster
         host.open_storage()
-        await cluster.connect()
+        await cluster.members.connect()
         await host.recover()
-        cluster.start_monitor()
+        cluster.members.start_monitor()
         self._host = host
 
     async def _cluster_ready(self) -> Coordinator:
@@ -203,14 +207,14 @@ class HostActor:
             "loaded": host.loaded_count(),
         }
         if self._cluster is not None:
-            await self._cluster.refresh()  # nodes that joined since the last scan, too
+            await self._cluster.members.refresh()  # nodes that joined since the last scan too
             info["hosts"] = self._cluster.describe()
         return info
 
     async def register(self, request: Register) -> None:
         (await self._ready()).register(request.workflows)
         if self._cluster is not None:
-            self._cluster.register(request.workflows)
+            await self._cluster.register(request.workflows)
 
     async def start(self, request: Start) -> str:
         host = await self._ready()
@@ -262,8 +266,8 @@ class HostActor:
 
     # ---- what replayers on other nodes ask of the storage actor ------------------------
 
-    async def heartbeat(self, replayer_id: str, epoch: str) -> bool:
-        return (await self._cluster_ready()).heartbeat(replayer_id, epoch)
+    async def heartbeat(self, beat: Heartbeat) -> bool:
+        return (await self._cluster_ready()).members.heartbeat(beat)
 
     async def commit(self, request: Commit) -> list[Refusal | None]:
         return await (await self._cluster_ready()).commit(request)
@@ -283,7 +287,7 @@ class HostActor:
     async def shutdown(self) -> None:
         if self._cluster is not None:
             cluster, self._cluster = self._cluster, None
-            await cluster.shutdown()
+            await cluster.members.shutdown()
         if self._host is not None:
             host, self._host = self._host, None
             await host.close()

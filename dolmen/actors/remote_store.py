@@ -14,7 +14,7 @@ from typing import Any
 
 import ray
 
-from dolmen.actors.requests import Commit, WireLtx
+from dolmen.actors.requests import Commit, Refusal, WireLtx
 from dolmen.runtime.errors import LeaseLost, StorageError
 from dolmen.runtime.events import Event
 from dolmen.storage.ltx import Ltx
@@ -68,6 +68,8 @@ class RemoteStore:
             asyncio.get_running_loop().call_soon(self._send)
 
     def _send(self) -> None:
+        if not self._outbox:  # close() sent it already
+            return
         batch, self._outbox = self._outbox, []
         commit = asyncio.ensure_future(self._commit(batch))
         self._commits.add(commit)
@@ -78,12 +80,12 @@ class RemoteStore:
         try:
             refusals = await self._storage.commit.remote(Commit(self.replayer_id, self.epoch, wire))
         except ray.exceptions.RayError as exc:
-            message = f"the storage actor is unreachable: {exc}"
-            refusals = [("storage", message)] * len(batch)
-        for ltx, refusal in zip(batch, refusals, strict=True):
-            if refusal is not None:
-                kind, message = refusal
-                ltx.error = LeaseLost(message) if kind == "lease" else StorageError(message)
+            refusal = Refusal("storage", f"the storage actor is unreachable: {exc}")
+            refusals = [refusal] * len(batch)
+        for ltx, refused in zip(batch, refusals, strict=True):
+            if refused is not None:
+                error = LeaseLost if refused.kind == "lease" else StorageError
+                ltx.error = error(refused.message)
         self._on_durable(batch)
 
     async def rows(self, execution_ids: list[str]) -> list[ExecutionRow | None]:

@@ -18,14 +18,21 @@ import ray
 from dolmen.actors.executor import node_cpus
 from dolmen.actors.failures import AttemptFailed
 from dolmen.actors.host import Host
-from dolmen.actors.peers import NativeResult, NativeWork, PeerSpec
+from dolmen.actors.options import RuntimeOptions
+from dolmen.actors.peers import NativeResult, NativeWork
 from dolmen.actors.remote_store import RemoteStore
-from dolmen.actors.requests import Cancel, Register, RuntimeOptions, Signal
+from dolmen.actors.requests import (
+    Adopt,
+    Attach,
+    Cancel,
+    Heartbeat,
+    Peers,
+    Register,
+    Signal,
+)
 from dolmen.actors.worker import node_label
-from dolmen.runtime.definitions import Workflow, register
+from dolmen.runtime.definitions import register
 from dolmen.runtime.errors import LeaseLost
-from dolmen.runtime.events import Event
-from dolmen.storage.records import ExecutionRow
 
 log = logging.getLogger("dolmen.replayer")
 
@@ -43,24 +50,22 @@ class ReplayerActor:
         self._heartbeat: asyncio.Task[None] | None = None
         self._peers_version = -1
 
-    async def attach(
-        self, epoch: str, first_eid: int, workflows: list[Workflow], lease_seconds: float
-    ) -> dict[str, Any]:
-        """Start (or restart) under the storage actor's ``epoch``, with nothing leased yet."""
+    async def attach(self, request: Attach) -> dict[str, Any]:
+        """Start (or restart) under the storage actor's epoch, with nothing leased yet."""
         if self._host is None:
             self._host = Host(
                 self._options.db_path,
                 store=self._store,
                 node=node_label(),
-                **self._options.executor_options(),
+                **self._options.host_options(),
             )
             await self._host.open()
         else:
             self._host.drop_all()
-        self._store.lease(epoch, first_eid)
-        self.register(Register(workflows))
+        self._store.lease(request.epoch, request.first_eid)
+        self.register(Register(request.workflows))
         if self._heartbeat is None:
-            self._heartbeat = asyncio.create_task(self._beat(lease_seconds / 3))
+            self._heartbeat = asyncio.create_task(self._beat(request.lease_seconds / 3))
         return {"node": node_label(), "cpus": node_cpus()}
 
     def register(self, request: Register) -> None:
@@ -70,25 +75,22 @@ class ReplayerActor:
             for workflow in request.workflows:
                 register(workflow)
 
-    async def adopt(
-        self,
-        epoch: str,
-        workflows: list[Workflow],
-        items: list[tuple[ExecutionRow, list[Event]]],
-    ) -> None:
-        if epoch != self._store.epoch:
-            raise LeaseLost(f"adoption under epoch {epoch}, but this replayer holds another")
-        self.register(Register(workflows))
-        self._host.adopt(items)
+    async def adopt(self, request: Adopt) -> None:
+        if request.epoch != self._store.epoch:
+            raise LeaseLost(
+                f"adoption under epoch {request.epoch}, but this replayer holds another"
+            )
+        self.register(Register(request.workflows))
+        self._host.adopt(request.executions)
 
-    def set_peers(self, version: int, peers: list[PeerSpec]) -> None:
+    def set_peers(self, request: Peers) -> None:
         """The other nodes' replayers, where this node's full native pool overflows.
 
         Versioned: Ray may deliver two updates out of order; the older one is ignored.
         """
-        if self._host is not None and version > self._peers_version:
-            self._peers_version = version
-            self._host.executor.peers.set(peers)
+        if self._host is not None and request.version > self._peers_version:
+            self._peers_version = request.version
+            self._host.executor.peers.set(request.peers)
 
     async def run_native(self, work: list[NativeWork]) -> AsyncIterator[NativeResult]:
         """Native attempts from a peer's overflow, each result streamed back when ready,
@@ -129,7 +131,8 @@ class ReplayerActor:
         while True:
             await asyncio.sleep(every)
             try:
-                kept = await self._storage.heartbeat.remote(self._id, self._store.epoch)
+                beat = Heartbeat(self._id, self._store.epoch)
+                kept = await self._storage.heartbeat.remote(beat)
             except ray.exceptions.RayError:
                 continue  # the storage actor is restarting; it re-leases everything anyway
             if not kept and self._host is not None:

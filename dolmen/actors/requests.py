@@ -2,8 +2,10 @@
 
 A client builds one of these per call and hands it to the host actor's method of the same
 concept; the coordinator routes signals and cancels to the replayer that holds the
-execution; replayers send their commits as ``Commit`` and hear back one ``Refusal`` (or
-None) per LTX. Records are frozen: a request is a value, not a channel.
+execution; the storage actor and its replayers talk in ``Attach``, ``Adopt``, ``Peers``,
+``Heartbeat`` and ``Commit`` (answered by one ``Refusal``, or None, per LTX). Every
+method that crosses Ray takes one of these, or a single plain value. Records are frozen:
+a request is a value, not a channel.
 """
 
 from __future__ import annotations
@@ -11,34 +13,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal, NamedTuple
 
+from dolmen.actors.peers import PeerSpec
 from dolmen.runtime.definitions import Workflow
-from dolmen.storage.connection import Synchronous
-from dolmen.storage.records import EventRecord, ExecutionRecord, StatusRecord
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class RuntimeOptions:
-    """How the client that creates a runtime wants it run (see ``dolmen.Client``)."""
-
-    db_path: str
-    synchronous: Synchronous = "FULL"
-    threads: int | None = None
-    processes: int | None = None
-    native_threads: int | None = None
-    evict_after: float = 60.0
-    busy_timeout: float = 5.0
-    spread: bool = False  # lease executions to replayers on the cluster's other nodes
-    lease_seconds: float | None = None
-
-    def executor_options(self) -> dict[str, int | float | None]:
-        """What every host of the runtime (replayers too) is given for its executor."""
-        return dict(
-            threads=self.threads,
-            processes=self.processes,
-            native_threads=self.native_threads,
-            evict_after=self.evict_after,
-        )
-
+from dolmen.runtime.events import Event
+from dolmen.storage.records import EventRecord, ExecutionRecord, ExecutionRow, StatusRecord
 
 # ---- from clients ------------------------------------------------------------------------
 
@@ -110,6 +88,43 @@ Routed = Signal | Cancel  # what the coordinator forwards to the execution's rep
 
 
 # ---- between the storage actor and its replayers ----------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Attach:
+    """A new replayer starts under the storage actor's ``epoch``, with keys from
+    ``first_eid``, the code known so far, and its lease period."""
+
+    epoch: str
+    first_eid: int
+    workflows: list[Workflow]
+    lease_seconds: float
+
+
+Adoption = tuple[ExecutionRow, list[Event]]  # an execution and its history so far
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Adopt:
+    """Executions leased to a replayer, each with its history, and code it lacks."""
+
+    epoch: str
+    workflows: list[Workflow]
+    executions: list[Adoption]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Heartbeat:
+    replayer_id: str
+    epoch: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Peers:
+    """The other nodes' replayers (``version`` orders updates that Ray may reorder)."""
+
+    version: int
+    peers: list[PeerSpec]
 
 
 class WireLtx(NamedTuple):

@@ -8,8 +8,9 @@ Exit codes: 0 success; 1 the execution failed, was cancelled or stopped as
 nondeterministic; 2 usage or dolmen error; 3 the execution is still running.
 
 Inside: ``parser`` declares the commands, ``acting``, ``reading`` and ``analytics`` run
-them, ``plumbing`` is what they share, ``render`` draws histories, reports and traces, and
-``entry`` is ``main``.
+them, ``plumbing`` is what they share, ``values`` parses command-line values (JSON
+arguments, ``--since``), ``render`` draws histories, reports and traces, and ``entry``
+is ``main``.
 """
 
 from dolmen.cli.entry import main

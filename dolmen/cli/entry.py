@@ -11,7 +11,6 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from dolmen.actors.remote_errors import ray_cause
 from dolmen.cli.parser import build_parser
 from dolmen.cli.plumbing import EXIT_ERROR
 from dolmen.runtime.errors import DolmenError
@@ -61,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
         return code
     except DolmenError as exc:
-        error(str(ray_cause(exc)))
+        error(str(exc))
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("dolmen: interrupted", file=sys.stderr)

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from typing import Any, TextIO
 
 from dolmen import storage as db
-from dolmen.actors.remote_errors import ray_cause
 from dolmen.runtime.errors import (
     CancelledError,
     DolmenError,
@@ -124,7 +123,7 @@ def await_result(handle: Any, timeout: float | None, show: bool) -> int:
         return EXIT_RUNNING
     except _ENDED_BADLY as exc:
         progress.done()
-        print(f"dolmen: {ray_cause(exc)}", file=sys.stderr)
+        print(f"dolmen: {exc}", file=sys.stderr)
         return EXIT_FAILED
     progress.done()
     dump_json(value, sys.stdout)

@@ -34,7 +34,7 @@ class Outcome(NamedTuple):
 
     @property
     def pending(self) -> bool:
-        """Still running: a wait that timed out, or an execution another host owns."""
+        """Not over: a wait that timed out (or an execution that moved to another host)."""
         return self.status in (Status.RUNNING, Status.MOVED)
 
     def error_field(self, key: str, default: str) -> Any:
@@ -46,8 +46,8 @@ class Outcome(NamedTuple):
             return {"child_id": child_id, "result": self.result}
         return {
             "child_id": child_id,
-            "type": self.error_field("type", self.status),
-            "message": self.error_field("message", self.status),
+            "type": self.error_field("type", str(self.status)),
+            "message": self.error_field("message", str(self.status)),
         }
 
     def value(self, execution_id: str, hint: Any = None) -> Any:

@@ -18,7 +18,8 @@ class Status(enum.StrEnum):
     CANCELLED = "cancelled"
     # Stopped because replay disagreed with the history; the history is left untouched.
     NONDETERMINISTIC = "nondeterministic"
-    # Not stored: a host answers it for an execution that another host now owns.
+    # Never stored: what a host marks an execution it let go of because another host owns
+    # it now; a signal or cancel that raced the move sees it and is sent again.
     MOVED = "moved"
 
     @property

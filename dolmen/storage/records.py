@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from dolmen.runtime.errors import StorageError
 from dolmen.runtime.events import Event, Kind
 from dolmen.runtime.ids import parent_of
 from dolmen.runtime.outcome import Outcome
@@ -97,9 +98,8 @@ class ExecutionRow:
 
 def stored_outcome(status: Status, stored: bytes | None) -> Outcome:
     """The ``Outcome`` that a status and the ``result`` column hold: the result of a
-    finished execution, the error fields of any other ending. Damage is shown, not raised:
-    a broken row must still be listed."""
-    status = Status(status)
+    finished execution, the error fields of any other ending. A damaged error record is
+    shown, not raised: a broken row must still be listed."""
     if status is Status.FINISHED:
         return Outcome(status, result=stored)
     if status is Status.RUNNING:
@@ -121,6 +121,11 @@ EXECUTION_COLUMNS = "eid, id, workflow, status, parent_eid, created_at, finished
 def execution_row(values: tuple[Any, ...]) -> ExecutionRow:
     """An ``ExecutionRow`` from ``SELECT EXECUTION_COLUMNS`` values."""
     eid, execution_id, workflow, status, parent_eid, created, finished, result = values
-    return ExecutionRow(
-        eid, execution_id, workflow, Status(status), parent_eid, created, finished, result
-    )
+    try:
+        known = Status(status)
+    except ValueError:
+        raise StorageError(
+            f"execution {execution_id!r} has status {status!r}, which this version of dolmen "
+            "does not know (was the database written by a newer dolmen?)"
+        ) from None
+    return ExecutionRow(eid, execution_id, workflow, known, parent_eid, created, finished, result)

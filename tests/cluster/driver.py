@@ -6,6 +6,9 @@ on another machine would. It prints JSON on stdout.
   start WORKFLOW N ARGS...   start N executions (ids PREFIX-0..N-1) and print their ids
   results IDS...             wait for the executions and print their results
   kill-storage               kill the storage actor's process (Ray restarts it)
+  variant VALUE N            register code (defined here, so no node can import it) for
+                             the workflow "tests.cluster.variant" that returns VALUE, run it
+                             N times and print the results
 """
 
 from __future__ import annotations
@@ -45,6 +48,16 @@ def main() -> None:
     elif args.command == "results":
         handles = [client.handle(i) for i in args.rest]
         answer = client.results(handles, timeout=240)
+    elif args.command == "variant":
+        value, count = args.rest
+
+        async def variant() -> str:
+            return value
+
+        workflow = dolmen.Workflow(variant, "tests.cluster.variant", "await")
+        client.register(workflow)
+        handles = client.start_many(workflow, [()] * int(count))
+        answer = client.results(handles, timeout=120)
     elif args.command == "kill-storage":
         actor = ray.get_actor(ray_face.host_name(client.db_path), namespace=ray_face.NAMESPACE)
         ray.kill(actor, no_restart=False)

@@ -205,6 +205,12 @@ def test_work_spreads_over_the_worker_nodes_and_any_driver_reads_it(cluster, tmp
     assert Kind.SIGNAL_RECEIVED in kinds[greeted]
     assert Kind.CANCEL_REQUESTED in kinds[cancelled]
 
+    # Code registered by a driver reaches the replayers (the head runs no executions), also
+    # when it replaces code they already ran under that name.
+    for value in ("one", "two"):
+        answer = run(cluster, database, "driver", "variant", value, "4").stdout
+        assert json.loads(answer) == [value] * 4
+
     status = run(cluster, database, "status", "spread-0", "--json").stdout
     assert json.loads(status)["status"] == "finished"
     down = run(cluster, database, "down").stdout

@@ -241,12 +241,13 @@ def load_trace(conn: sqlite3.Connection, execution_id: str) -> Trace:
     """The trace of ``execution_id`` and of its descendants (ids ``<id>/<position>...``)."""
     root = reads.require_execution(conn, execution_id)
     traces = {root.id: build_trace(root, reads.load_history(conn, root.eid))}
-    for row in reads.descendants(conn, execution_id):
+    rows = reads.descendants(conn, execution_id)
+    for row in rows:
         traces[row.id] = build_trace(row, reads.load_history(conn, row.eid))
-    for trace_id, trace in traces.items():
-        if trace_id == root.id:
-            continue
-        parent = traces.get(trace_id.rpartition("/")[0])
+    # Linked once all are built: keys from other hosts' blocks do not order parents first.
+    # An id that only looks like a child's (a top-level "<id>/x") has no parent.
+    for row in rows:
+        parent = traces.get(row.parent_id) if row.parent_id is not None else None
         if parent is not None:
-            parent.children[trace_id] = trace
+            parent.children[row.id] = traces[row.id]
     return traces[root.id]
