@@ -95,6 +95,7 @@ class Coordinator:
         )
         self.replayers = self.members.replayers  # the same table, by replayer id
         self._local_placing = 0
+        self._moving: set[str] = set()  # taken from a fenced replayer, not yet placed
 
     async def expire(self, replayer: Replayer, why: str) -> None:
         """Fence ``replayer``, then give its executions to other hosts.
@@ -102,32 +103,44 @@ class Coordinator:
         Also for a replayer fenced earlier: leases it was handed since then move too.
         """
         self.members.remove(replayer, why)
-        leased = self.leases.revoke(replayer.id)
-        # Barrier: its commits that passed the lease check were queued before this LTX, so
-        # once it is durable everything the replayer will ever have written is on disk.
-        await self.host.write(Ltx())
-        rows = self._taken_over([lease.execution_id for lease in leased])
-        running = [r for r in rows if r.status is Status.RUNNING]
-        plan = plan_takeover(self.store.reader, running, time.time())
-        await self.host.write(plan.ltx)
-        for row in rows:
-            if row.status is not Status.RUNNING:  # ended just before: waiters may not know
-                self.host.notify_ended(row.id, row.outcome())
-        for row, outcome in plan.failed:
-            self.host.notify_ended(row.id, outcome)
-        for row in self.place(plan.resumable):
-            self.host.resume(row)
+        leased = [lease.execution_id for lease in self.leases.revoke(replayer.id)]
+        # Held by nobody until placed: signals and cancels for them wait (see route).
+        moving = set(leased)
+        self._moving |= moving
+        try:
+            # Barrier: its commits that passed the lease check were queued before this
+            # LTX, so once it is durable everything the replayer ever wrote is on disk.
+            await self.host.write(Ltx())
+            rows = self._taken_over(leased)
+            moving.update(r.id for r in rows)
+            self._moving |= moving
+            running = [r for r in rows if r.status is Status.RUNNING]
+            plan = plan_takeover(self.store.reader, running, time.time())
+            await self.host.write(plan.ltx)
+            for row in rows:
+                if row.status is not Status.RUNNING:  # ended just before: tell waiters
+                    self.host.notify_ended(row.id, row.outcome())
+            for row, outcome in plan.failed:
+                self.host.notify_ended(row.id, outcome)
+            for row in self.place(plan.resumable):
+                self.host.resume(row)
+        finally:
+            self._moving -= moving
 
     def _taken_over(self, execution_ids: list[str]) -> list[ExecutionRow]:
-        """The rows of a fenced replayer's executions, with their unheld descendants: a
-        child created by its last commits was never leased to it, and must move with its
-        tree."""
+        """The rows of a fenced replayer's executions, with their children that nobody
+        holds: a child that its last commit created was never leased to it, and must move
+        with its tree. Only real children count (``parent_eid`` in the tree), not a
+        top-level execution whose id merely starts like a child's."""
         rows = {r.id: r for i in execution_ids if (r := self.store.get(i))}
+        tree = {r.eid for r in rows.values()}
         for execution_id in execution_ids:
-            for row in reads.descendants(self.store.reader, execution_id):
+            # Sorted by id: a parent's id is a prefix of its children's, so it comes first.
+            for row in sorted(reads.descendants(self.store.reader, execution_id), key=_by_id):
                 held = self.leases.holder(row.id) is not None or self.host.holds(row.id)
-                if not held and row.status is Status.RUNNING:
+                if row.parent_eid in tree and not held and row.status is Status.RUNNING:
                     rows.setdefault(row.id, row)
+                    tree.add(row.eid)
         return list(rows.values())
 
     # ---- placement ---------------------------------------------------------------------
@@ -197,20 +210,30 @@ class Coordinator:
     async def register(self, workflows: list[Workflow]) -> None:
         """Code from a client goes to every replayer too (new or changed code alike).
 
-        A replayer that did not take it is sent it again with its next adoptions."""
+        A replayer that does not take it within a lease period is sent it again with its
+        next adoptions; the client does not wait for it longer than that."""
         for workflow in workflows:
             self.workflows[workflow.name] = workflow
         names = {wf.name for wf in workflows}
-        replayers = list(self.replayers.values())
-        for replayer in replayers:
+        sent: dict[asyncio.Future[None], Replayer] = {}
+        for replayer in list(self.replayers.values()):
             replayer.known -= names
-        sent = [r.handle.register.remote(Register(list(workflows))) for r in replayers]
-        answers = await asyncio.gather(*sent, return_exceptions=True)
-        for replayer, answer in zip(replayers, answers, strict=True):
-            if isinstance(answer, BaseException):
-                log.warning("replayer %s did not take new code: %s", replayer.id, answer)
+            try:
+                call = replayer.handle.register.remote(Register(list(workflows)))
+            except Exception as exc:  # noqa: BLE001 - it gets the code with its adoptions
+                log.warning("replayer %s did not take new code: %s", replayer.id, exc)
+                continue
+            sent[asyncio.ensure_future(call)] = replayer
+        if not sent:
+            return
+        done, _ = await asyncio.wait(sent, timeout=self.lease_seconds)
+        for call in done:
+            if call.exception() is None:
+                sent[call].known |= names
             else:
-                replayer.known |= names
+                log.warning(
+                    "replayer %s did not take new code: %s", sent[call].id, call.exception()
+                )
 
     async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
         target = self._choose()
@@ -241,7 +264,7 @@ class Coordinator:
         execution_id = request.execution_id
         while True:
             holder = self.leases.holder(execution_id)
-            if holder is None:
+            if holder is None and execution_id not in self._moving:
                 return await self._here(request)
             replayer = self.replayers.get(holder)
             try:
@@ -332,6 +355,10 @@ class Coordinator:
         lease = self.leases.release(eid)
         if lease is not None:
             self.host.notify_ended(lease.execution_id, stored_outcome(status, stored))
+
+
+def _by_id(row: ExecutionRow) -> str:
+    return row.id
 
 
 def _importable(workflow_name: str) -> bool:

@@ -123,3 +123,5 @@ class HostConnection:
                         ray.get(self._actor.register.remote(Register(code)))
                 except _HOST_GONE:
                     continue
+                except ray.exceptions.RayTaskError as exc:  # e.g. it cannot reopen the file
+                    raise ray_cause(exc) from None

@@ -64,6 +64,7 @@ class Dispatcher:
         self._clock = clock
         self.executions: dict[str, Execution] = {}
         self._parked: dict[str, list[ExecutionRow]] = {}  # waiting for their code
+        self._stopped = False  # closing or crashed: no new attempts or timers
         write.listener = self
 
     # ---- holding executions ------------------------------------------------------------
@@ -143,7 +144,7 @@ class Dispatcher:
 
     def _dispatch(self, execution: Execution, command: Event) -> None:
         position = command.position
-        if position in execution.dispatched:
+        if position in execution.dispatched or self._stopped:
             return
         kind = command.kind
         if kind == Kind.ACTIVITY_SCHEDULED:
@@ -344,8 +345,10 @@ class Dispatcher:
         self.write.post(Ltx(statuses=[status_record(execution.eid, outcome, None)]))
         self.waiters.notify(execution.id, outcome)
 
-    def crash(self) -> None:
-        """Stop every activity and timer at once, as a killed process would."""
+    def stop_work(self) -> None:
+        """No attempt or timer runs from now on (the host closes, or crashes): the ones in
+        flight are cancelled and run again when the execution is next loaded."""
+        self._stopped = True
         for execution in list(self.executions.values()):
             _cancel_work(execution)
 

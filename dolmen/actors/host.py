@@ -129,9 +129,13 @@ class Host:
         self._sweeper = asyncio.create_task(self._dispatcher.evict_idle_forever(self.evict_after))
 
     async def close(self) -> None:
-        """Clean shutdown: flush cached events and mark the shutdown as clean."""
+        """Clean shutdown: stop the work in flight, flush cached events, and mark the
+        shutdown as clean. Steps that were running run again at the next start, as they
+        would have after any stop (their results could not be kept): stopping them
+        first means nothing completes, and nothing new is issued, while it flushes."""
         if self._sweeper:
             self._sweeper.cancel()
+        self._dispatcher.stop_work()
         for execution in list(self._dispatcher.executions.values()):
             if execution.running:
                 await self._write_path.flush(execution)
@@ -146,7 +150,7 @@ class Host:
         ``lose_queued``. Only for a host on the database's own node."""
         if self._sweeper is not None:
             self._sweeper.cancel()
-        self._dispatcher.crash()
+        self._dispatcher.stop_work()
         self._local().abandon(lose_queued)
         self.executor.shutdown()
 

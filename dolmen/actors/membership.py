@@ -162,7 +162,8 @@ class Membership:
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
             ).remote(self.storage_name, self.namespace, self.options)
             first = self.store.reserve_eids(EID_BLOCK)
-            attach = Attach(self.epoch, first, list(self.workflows.values()), self.lease_seconds)
+            sent = dict(self.workflows)  # code registered while it attaches is not in it
+            attach = Attach(self.epoch, first, list(sent.values()), self.lease_seconds)
             info = await asyncio.wait_for(handle.attach.remote(attach), _SPAWN_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - a node that cannot host one is skipped
             log.warning("no replayer on node %s: %s", node_id, exc)
@@ -172,7 +173,8 @@ class Membership:
         finally:
             self._spawning.pop(node_id, None)
         replayer = Replayer(name, handle, node_id, info["node"], info["cpus"], self._clock())
-        replayer.known = set(self.workflows)
+        # What it lacks goes with its first adoptions.
+        replayer.known = {name for name, wf in sent.items() if self.workflows.get(name) is wf}
         self.replayers[name] = replayer
         log.info("replayer %s on node %s (%d CPUs)", name, info["node"], info["cpus"])
         self.publish_peers()
@@ -208,13 +210,21 @@ class Membership:
         return True
 
     async def shutdown(self) -> None:
-        """Replayers flush their cached events (still holding their leases), then stop."""
+        """Replayers flush their cached events (still holding their leases), then stop.
+
+        Bounded: a replayer that does not finish in time is killed all the same; what it
+        had not flushed is replayed at the next start, as after a crash."""
         if self._monitor is not None:
             self._monitor.cancel()
+        for spawn in self._spawning.values():  # none may attach after this
+            spawn.cancel()
         replayers = list(self.replayers.values())
-        await asyncio.gather(
-            *(r.handle.shutdown.remote() for r in replayers), return_exceptions=True
-        )
+        flushes = [asyncio.ensure_future(r.handle.shutdown.remote()) for r in replayers]
+        if flushes:
+            _, late = await asyncio.wait(flushes, timeout=max(10.0, 3 * self.lease_seconds))
+            for replayer, flush in zip(replayers, flushes, strict=True):
+                if flush in late:
+                    log.warning("replayer %s did not flush in time; stopping it", replayer.id)
         self.replayers.clear()
         for r in replayers:
             try:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from dolmen.actors.cluster import Coordinator
 
 NAMESPACE = "dolmen"
+STOP_TIMEOUT = 60.0  # seconds `dolmen down` waits for the runtime to flush
 
 
 def ensure_ray(address: str | None = None) -> None:
@@ -95,9 +96,16 @@ def stop_runtime(db_path: str) -> bool:
     except ValueError:
         return False
     try:
-        ray.get(actor.shutdown.remote(), timeout=60)
+        ray.get(actor.shutdown.remote(), timeout=STOP_TIMEOUT)
     except ray.exceptions.RayTaskError as exc:
         raise ray_cause(exc) from None  # what the host raised, without Ray's wrapper
+    except ray.exceptions.GetTimeoutError:
+        raise DolmenError(
+            f"the runtime for {db_path} did not finish flushing within {STOP_TIMEOUT:.0f} s; "
+            "it was stopped anyway (unfinished executions replay at the next start)"
+        ) from None
+    except ray.exceptions.RayActorError:
+        pass  # it died while stopping: there is nothing left to flush
     finally:
         ray.kill(actor, no_restart=True)
     return True
@@ -286,8 +294,9 @@ class HostActor:
 
     async def shutdown(self) -> None:
         if self._cluster is not None:
-            cluster, self._cluster = self._cluster, None
-            await cluster.members.shutdown()
+            # Still the coordinator while the replayers flush: their last commits come here.
+            await self._cluster.members.shutdown()
+            self._cluster = None
         if self._host is not None:
             host, self._host = self._host, None
             await host.close()

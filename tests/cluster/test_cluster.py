@@ -125,8 +125,10 @@ def nodes_of(history: list[Any]) -> Counter[str]:
     return Counter(e.data.get("node") for e in history if e.kind == Kind.ACTIVITY_COMPLETED)
 
 
-def wait_for_completions(database: str, node: str, at_least: int, timeout: float = 60.0) -> None:
-    """Block until ``at_least`` activities completed on ``node`` (the run is under way)."""
+def wait_for_completions(
+    database: str, node: str | None, at_least: int, timeout: float = 60.0
+) -> None:
+    """Block until ``at_least`` activities completed on ``node`` (None: on any node)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conn = db.open_readonly(database)
@@ -136,7 +138,8 @@ def wait_for_completions(database: str, node: str, at_least: int, timeout: float
             ).fetchall()
         finally:
             conn.close()
-        if sum(msgpack.unpackb(r[0]).get("node") == node for r in rows) >= at_least:
+        nodes = [msgpack.unpackb(r[0]).get("node") for r in rows]
+        if sum(node is None or n == node for n in nodes) >= at_least:
             return
         time.sleep(0.05)
     pytest.fail(f"no {at_least} activities completed on node {node} within {timeout} s")
@@ -231,6 +234,30 @@ def test_a_restarted_storage_actor_resumes_every_execution(cluster, tmp_path):
     again = up(cluster, database)
     replayers = {w for w in again.split() if "-replayer-" in w}
     assert replayers and replayers.isdisjoint(first.split())
+    run(cluster, database, "down")
+
+
+def test_down_with_steps_in_flight_flushes_them_and_the_next_up_finishes(cluster, tmp_path):
+    database = str(tmp_path / "down.db")
+    up(cluster, database)
+    ids = start(cluster, database, "busy", "tests.cluster.workflows:fiboa", 2, 33, 200)
+    wait_for_completions(database, None, at_least=4)
+    # Their running steps' schedules are cached on the replayers: stopping flushes them
+    # through the storage actor, which must still take the replayers' commits.
+    run(cluster, database, "down")
+    conn = db.open_readonly(database)
+    try:
+        [(clean,)] = conn.execute("SELECT value FROM meta WHERE key = 'clean_shutdown'")
+        statuses = {r.status for r in db.list_executions(conn)}
+    finally:
+        conn.close()
+    assert clean == "1" and statuses == {"running"}  # a clean stop, with work left to do
+    # The step each was running when stopped is on disk: its cached schedule was flushed.
+    for history in histories(database, ids).values():
+        assert history[-1].kind == Kind.ACTIVITY_SCHEDULED, history[-1]
+    up(cluster, database)
+    assert results(cluster, database, ids) == [FIBO_33] * 2
+    assert_consistent(database, ids, steps=200)
     run(cluster, database, "down")
 
 
