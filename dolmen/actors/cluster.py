@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 import uuid
 from collections import defaultdict
@@ -134,9 +135,11 @@ class Coordinator:
         top-level execution whose id merely starts like a child's."""
         rows = {r.id: r for i in execution_ids if (r := self.store.get(i))}
         tree = {r.eid for r in rows.values()}
-        for execution_id in execution_ids:
+        # One scan per top of what it held: a held child's descendants are in its parent's.
+        tops = [r.id for r in rows.values() if r.parent_id not in rows]
+        for top in tops:
             # Sorted by id: a parent's id is a prefix of its children's, so it comes first.
-            for row in sorted(reads.descendants(self.store.reader, execution_id), key=_by_id):
+            for row in sorted(reads.descendants(self.store.reader, top), key=_ID):
                 held = self.leases.holder(row.id) is not None or self.host.holds(row.id)
                 if row.parent_eid in tree and not held and row.status is Status.RUNNING:
                     rows.setdefault(row.id, row)
@@ -357,8 +360,7 @@ class Coordinator:
             self.host.notify_ended(lease.execution_id, stored_outcome(status, stored))
 
 
-def _by_id(row: ExecutionRow) -> str:
-    return row.id
+_ID = operator.attrgetter("id")
 
 
 def _importable(workflow_name: str) -> bool:

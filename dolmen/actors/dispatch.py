@@ -24,7 +24,7 @@ from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
 from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
-from dolmen.runtime.events import FLUSH_NOW, Event, Kind
+from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.ids import parent_of
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
@@ -92,10 +92,10 @@ class Dispatcher:
         for row in self._parked.pop(workflow.name, []):
             self.resume(row)
 
-    def start(self, execution_id: str, eid: int, workflow: Workflow, created: Event) -> None:
+    def start(self, execution_id: str, eid: int, workflow: Workflow, first: Event) -> None:
         execution = Execution(execution_id, eid, workflow)
         self.executions[execution_id] = execution
-        self.load(execution, [created])
+        self.load(execution, [first])
 
     def drop_all(self) -> None:
         """Let go of every execution without writing: another host now owns them."""
@@ -222,7 +222,7 @@ class Dispatcher:
 
     def resolve(self, execution: Execution, event: Event) -> None:
         """A resolution arrived: it becomes durable first, then the workflow sees it."""
-        if execution.status is not Status.RUNNING:
+        if not execution.running:
             return
         if execution.instance is not None and execution.instance.finished:
             return
@@ -238,26 +238,21 @@ class Dispatcher:
             return None
         if self.local is not None and self.local.get(child_id) is not None:
             return None
-        created = Event(
-            Kind.CREATED,
-            -1,
-            {"workflow": event.data["name"], "args": event.data["args"]},
-            self._clock(),
-        )
         workflow = parent.instance.definition(event.position)
         child = Execution(
             child_id, self.store.allocate_eid(), workflow, parent=(parent.id, event.position)
         )
-        child.incoming = [created]  # carried to load() once the LTX is durable
+        # Carried to load() once the LTX is durable.
+        child.incoming = [created(event.data["name"], event.data["args"], self._clock())]
         return child
 
     def durable(
         self, execution: Execution, resolutions: list[Event], children: list[Execution]
     ) -> bool:
         for child in children:
-            created, child.incoming = child.incoming, []
+            first, child.incoming = child.incoming, []
             self.executions[child.id] = child
-            self.load(child, created)
+            self.load(child, first)
         instance = execution.instance
         if (
             instance is not None

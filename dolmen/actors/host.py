@@ -32,14 +32,14 @@ from dolmen.runtime.errors import (
     StorageError,
     UnknownExecutionError,
 )
-from dolmen.runtime.events import Event, Kind
+from dolmen.runtime.events import Event, Kind, created
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.status import Status
 from dolmen.storage import meta
 from dolmen.storage.connection import Synchronous
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
-from dolmen.storage.records import ExecutionRecord, ExecutionRow, event_record
+from dolmen.storage.records import ExecutionRow
 from dolmen.storage.store import Acknowledge, Store
 
 # Recovered executions in, the ones this host resumes itself out (the rest are leased).
@@ -229,20 +229,19 @@ class Host:
         self._starting[execution_id] = starting
         try:
             eid = self.store.allocate_eid()
-            now = self._clock()
-            created = Event(Kind.CREATED, -1, {"workflow": wf.name, "args": args}, now)
-            ltx = Ltx(
-                executions=[ExecutionRecord(eid, execution_id, wf.name, Status.RUNNING, None, now)],
-                events=[event_record(eid, 0, created)],
-            )
+            first = created(wf.name, args, self._clock())
+            ltx = Ltx()
+            ltx.add_execution(eid, execution_id, None, first)
             try:
                 await self.write(ltx)
             except StorageError as exc:
                 if "UNIQUE" in str(exc) and self._row(execution_id) is not None:
                     return None  # another process created it first
                 raise
-            row = ExecutionRow(eid, execution_id, wf.name, Status.RUNNING, None, now, None, None)
-            return Created(wf, row, created)
+            row = ExecutionRow(
+                eid, execution_id, wf.name, Status.RUNNING, None, first.ts, None, None
+            )
+            return Created(wf, row, first)
         finally:
             del self._starting[execution_id]
             starting.set_result(None)

@@ -19,13 +19,9 @@ from dolmen.actors.execution import Execution
 from dolmen.runtime.errors import LeaseLost
 from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.outcome import Outcome
-from dolmen.runtime.status import Status
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.records import (
-    EventRecord,
-    ExecutionRecord,
     event_record,
-    pack_data,
     status_record,
 )
 from dolmen.storage.store import Acknowledge, Store
@@ -98,33 +94,20 @@ class WritePath:
             incoming = []  # nothing may follow the terminal event; they resolve nothing now
         children: list[Execution] = []
         ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
-        seq = execution.durable
-        eid = execution.eid
-        for event in [*cached, *incoming]:
-            ts = event.ts = event.ts or self._clock()
-            ltx.events.append(
-                EventRecord(eid, seq, event.kind, event.position, ts, pack_data(event.data))
-            )
-            seq += 1
+        for seq, event in enumerate([*cached, *incoming], start=execution.durable):
+            event.ts = event.ts or self._clock()
+            ltx.events.append(event_record(execution.eid, seq, event))
             if event.kind in TERMINAL:
-                ltx.statuses.append(status_record(execution.eid, Outcome.of_terminal(event), ts))
+                outcome = Outcome.of_terminal(event)
+                ltx.statuses.append(status_record(execution.eid, outcome, event.ts))
             elif event.kind == Kind.CHILD_STARTED:
                 child = self.listener.new_child(execution, event)
                 if child is not None:
-                    self._add_child(ltx, execution, child)
+                    # The child's creation commits atomically with the parent's command.
+                    ltx.add_execution(child.eid, child.id, execution.eid, *child.incoming)
                     children.append(child)
         execution.writing = True
         self.store.submit(ltx)
-
-    def _add_child(self, ltx: Ltx, parent: Execution, child: Execution) -> None:
-        """The child's creation commits atomically with the parent's CHILD_STARTED."""
-        [created] = child.incoming
-        ltx.executions.append(
-            ExecutionRecord(
-                child.eid, child.id, child.workflow.name, Status.RUNNING, parent.eid, created.ts
-            )
-        )
-        ltx.events.append(event_record(child.eid, 0, created))
 
     def after_write(self, execution: Execution) -> None:
         """Write what arrived meanwhile, or tell flush waiters that all is durable."""

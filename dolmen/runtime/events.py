@@ -100,6 +100,11 @@ class Event:
         return f"{k.name.lower()} (position {self.position})"
 
 
+def created(workflow: str, args: bytes, ts: float = 0.0) -> Event:
+    """The first event of every history: which workflow, called with which arguments."""
+    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args}, ts)
+
+
 def format_args(payload: bytes | None) -> str:
     """The arguments of a call, as written in code: ``1, 'x', k=2`` (none: ``""``)."""
     if payload is None:

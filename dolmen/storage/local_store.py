@@ -44,10 +44,6 @@ class LocalStore:
             busy_timeout=self._busy_timeout,
         )
         self._reader = connect(self.path, readonly=True, busy_timeout=self._busy_timeout)
-        # The writer's own methods, bound here: these two run once per step and per new
-        # execution, so they skip a layer of calls.
-        self.submit = self._writer.submit  # type: ignore[method-assign]
-        self.allocate_eid = self._writer.allocate_eid  # type: ignore[method-assign]
 
     @property
     def reader(self) -> sqlite3.Connection:

@@ -10,7 +10,9 @@ import dataclasses
 from typing import Any
 
 from dolmen.runtime.errors import StorageError
-from dolmen.storage.records import EventRecord, ExecutionRecord, StatusRecord
+from dolmen.runtime.events import Event
+from dolmen.runtime.status import Status
+from dolmen.storage.records import EventRecord, ExecutionRecord, StatusRecord, event_record
 
 # A maintenance write outside the typed records: SQL text and its parameters.
 Statement = tuple[str, tuple[Any, ...]]
@@ -27,6 +29,16 @@ class Ltx:
     statements: list[Statement] = dataclasses.field(default_factory=list)
     token: Any = None  # the submitter's handle, returned untouched on acknowledgement
     error: StorageError | None = None
+
+    def add_execution(
+        self, eid: int, execution_id: str, parent_eid: int | None, created: Event
+    ) -> None:
+        """A new execution's row and its first event (``created``), written together."""
+        workflow = created.data["workflow"]
+        self.executions.append(
+            ExecutionRecord(eid, execution_id, workflow, Status.RUNNING, parent_eid, created.ts)
+        )
+        self.events.append(event_record(eid, 0, created))
 
     def eids(self) -> set[int]:
         return (

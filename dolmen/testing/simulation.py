@@ -31,7 +31,7 @@ from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo, set_activity_info
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import NondeterminismError, error_fields
-from dolmen.runtime.events import FLUSH_NOW, Event, Kind
+from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.replay import WorkflowInstance
 
 START_TIME = 1_750_000_000.0  # virtual clock at the start: a fixed, plausible epoch time
@@ -128,9 +128,8 @@ class Simulation:
         self.on_step = on_step
         self.max_steps = max_steps
         payload = workflow.encode_args(tuple(args), dict(kwargs or {}))
-        created = Event(Kind.CREATED, -1, {"workflow": workflow.name, "args": payload}, self.now)
         self.instance: WorkflowInstance | None = None
-        self._history: list[Event] = [created]
+        self._history: list[Event] = [created(workflow.name, payload, self.now)]
         self.durable = 1  # events on "disk"
         self.steps: list[Step] = []
         self.calls: list[ActivityCall] = []
