@@ -203,7 +203,7 @@ class Dispatcher:
                 else:
                     result, ran_on = await self.executor.run_placed(activity, args, info)
             except AttemptFailed as failure:
-                final = attempt > activity.retries
+                final = activity.is_final(attempt, failure.fields)
                 data = dict(failure.fields, attempt=attempt, final=final)
                 if self.node:  # on a cluster: which node ran it
                     data["node"] = failure.node or self.node
@@ -381,4 +381,4 @@ def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes
     try:
         return invoke(activity, args, info)
     except Exception as exc:  # noqa: BLE001 - activity code may raise anything
-        raise AttemptFailed(error_fields(exc)) from None
+        raise AttemptFailed(activity.failure_fields(exc)) from None

@@ -25,7 +25,6 @@ from dolmen.runtime import codec
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity
-from dolmen.runtime.errors import error_fields
 
 # Operators may pin the native pool's size (e.g. to leave cores to other work on the node).
 NATIVE_THREADS_ENV = "DOLMEN_NATIVE_THREADS"
@@ -145,7 +144,7 @@ class ActivityExecutor:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - activity code may raise anything
-            raise AttemptFailed(error_fields(exc)) from None
+            raise AttemptFailed(act.failure_fields(exc)) from None
 
     async def _supervise(self, act: Any, args_blob: bytes, info: ActivityInfo) -> bytes:
         """A ``"subprocess"`` attempt: ``act.attempt(info, ...)`` awaited on this loop.
@@ -162,11 +161,11 @@ class ActivityExecutor:
         except TimeoutError as exc:
             if scope.expired():  # ours, not a TimeoutError raised by the attempt itself
                 raise AttemptFailed(timeout_fields(act), timeout=True) from None
-            raise AttemptFailed(error_fields(exc)) from None
+            raise AttemptFailed(act.failure_fields(exc)) from None
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - user-supplied arguments may be anything
-            raise AttemptFailed(error_fields(exc)) from None
+            raise AttemptFailed(act.failure_fields(exc)) from None
 
     async def run_on_resources(
         self, act: Activity, args_blob: bytes, info: ActivityInfo

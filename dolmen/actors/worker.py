@@ -17,7 +17,6 @@ from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity
-from dolmen.runtime.errors import error_fields
 
 
 def node_label() -> str:
@@ -36,7 +35,7 @@ def run_attempt(act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[st
     try:
         return "ok", invoke(act, args_blob, info), node_label()
     except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
-        return "error", error_fields(exc), node_label()
+        return "error", act.failure_fields(exc), node_label()
 
 
 @ray.remote(num_cpus=1, max_restarts=0)
@@ -47,7 +46,7 @@ class PythonWorker:
         try:
             return "ok", invoke(act, args_blob, info), node_label()
         except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
-            return "error", error_fields(exc), node_label()
+            return "error", act.failure_fields(exc), node_label()
 
 
 class WorkerPool:

@@ -25,6 +25,7 @@ from dolmen.runtime.errors import (
     ActivityError,
     ActivityTimeoutError,
     ChildWorkflowError,
+    ErrorInfo,
     NondeterminismError,
     WorkflowError,
     error_fields,
@@ -363,9 +364,12 @@ class WorkflowInstance:
             return codec.decode(data["result"], hint), None
         name = definition.name if definition is not None else "?"
         if event.kind == Kind.CHILD_FINISHED:
-            return None, ChildWorkflowError(data.get("child_id", ""), data["type"], data["message"])
+            child, cause = data.get("child_id", ""), ErrorInfo.from_fields(data.get("cause"))
+            return None, ChildWorkflowError(child, data["type"], data["message"], cause)
+        cause = ErrorInfo.from_fields(data)  # the activity's exception, with its own causes
         error_type = ActivityTimeoutError if data.get("timeout") else ActivityError
-        return None, error_type(name, data["type"], data["message"], data.get("attempt", 1))
+        attempts = data.get("attempt", 1)
+        return None, error_type(name, data["type"], data["message"], attempts, cause)
 
     def _cancel(self) -> None:
         if self.finished:

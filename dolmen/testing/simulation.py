@@ -30,7 +30,7 @@ from dolmen.runtime import codec
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo, set_activity_info
 from dolmen.runtime.definitions import Activity, Workflow
-from dolmen.runtime.errors import NondeterminismError, error_fields
+from dolmen.runtime.errors import NondeterminismError
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.replay import WorkflowInstance
 
@@ -333,8 +333,9 @@ class Simulation:
         try:
             result = run_attempt(activity, command.data["args"], info)
         except Exception as exc:  # noqa: BLE001 - activity code may raise anything
-            final = attempt > activity.retries
-            data = dict(error_fields(exc), attempt=attempt, final=final)
+            fields = activity.failure_fields(exc)
+            final = activity.is_final(attempt, fields)
+            data = dict(fields, attempt=attempt, final=final)
             if not final:
                 delay = activity.retry_delay(attempt)
                 self._push(self.now + delay, ("attempt", position, attempt + 1))
