@@ -19,10 +19,12 @@ from dolmen.runtime.errors import (
     StorageError,
     UnknownExecutionError,
     UnknownWorkflowError,
+    WaitTimeoutError,
     WorkflowError,
     WorkflowFailedError,
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
+from dolmen.runtime.races import first
 from dolmen.runtime.workflow_api import (
     JoinSet,
     gather,
@@ -55,6 +57,7 @@ __all__ = [
     "StorageError",
     "UnknownExecutionError",
     "UnknownWorkflowError",
+    "WaitTimeoutError",
     "Workflow",
     "WorkflowError",
     "WorkflowFailedError",
@@ -64,6 +67,7 @@ __all__ = [
     "c_activity",
     "connect",
     "exec_activity",
+    "first",
     "gather",
     "join_set",
     "native",

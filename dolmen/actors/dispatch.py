@@ -25,6 +25,7 @@ from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
 from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
+from dolmen.runtime.ids import child_id as child_id_of
 from dolmen.runtime.ids import parent_of
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
@@ -125,6 +126,8 @@ class Dispatcher:
         if execution.instance is not None and execution.running:
             for command in execution.instance.outstanding():
                 self._dispatch(execution, command)
+            for position in execution.instance.given_up():
+                self._cancel_operation(execution, position)  # a child may not have heard
 
     def _activate(self, execution: Execution, resolutions: list[Event]) -> None:
         instance = execution.instance
@@ -137,6 +140,10 @@ class Dispatcher:
         for command in completion.commands:
             command.ts = now  # when it was issued, not when it reached the disk
             self._dispatch(execution, command)
+        for position in completion.dropped:
+            timer = execution.timers.pop(position, None)
+            if timer is not None:
+                timer.cancel()
         if any(c.kind in FLUSH_NOW for c in completion.commands):
             self.write.start_write(execution)
         if execution.workflow.wait == "interrupt" and not completion.finished:
@@ -144,9 +151,12 @@ class Dispatcher:
 
     def _dispatch(self, execution: Execution, command: Event) -> None:
         position = command.position
+        kind = command.kind
+        if kind == Kind.OPERATION_CANCELLED:
+            self._cancel_operation(execution, position)
+            return
         if position in execution.dispatched or self._stopped:
             return
-        kind = command.kind
         if kind == Kind.ACTIVITY_SCHEDULED:
             execution.dispatched.add(position)
             activity = execution.instance.definition(position)
@@ -154,7 +164,9 @@ class Dispatcher:
             execution.tasks[position] = asyncio.create_task(
                 self._run_activity(execution, position, activity, command.data["args"], attempt)
             )
-        elif kind == Kind.TIMER_STARTED:
+        elif kind == Kind.TIMER_STARTED or (
+            kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
+        ):
             execution.dispatched.add(position)
             delay = max(0.0, command.data["fire_at"] - self._clock())
             execution.timers[position] = asyncio.get_running_loop().call_later(
@@ -171,6 +183,19 @@ class Dispatcher:
                     asyncio.ensure_future(self._report_remote_child(execution, position, child_id))
                 else:
                     self._report_child_row(execution, position, self.local.get(child_id))
+
+    def _cancel_operation(self, execution: Execution, position: int) -> None:
+        """The code gave up on ``position``: stop its attempt, timer or child."""
+        execution.dispatched.add(position)  # never dispatched again, e.g. after a load
+        task = execution.tasks.pop(position, None)
+        if task is not None:
+            task.cancel()  # a process attempt's worker is killed; a thread's is abandoned
+        timer = execution.timers.pop(position, None)
+        if timer is not None:
+            timer.cancel()
+        child = self.executions.get(child_id_of(execution.id, position))
+        if child is not None and child.running:
+            self.resolve(child, Event(Kind.CANCEL_REQUESTED))
 
     async def _report_remote_child(
         self, execution: Execution, position: int, child_id: str
@@ -249,11 +274,13 @@ class Dispatcher:
     def durable(
         self, execution: Execution, resolutions: list[Event], children: list[Execution]
     ) -> bool:
+        instance = execution.instance
         for child in children:
             first, child.incoming = child.incoming, []
             self.executions[child.id] = child
             self.load(child, first)
-        instance = execution.instance
+            if instance is not None and instance.gave_up(child.parent[1]):
+                self.resolve(child, Event(Kind.CANCEL_REQUESTED))  # cancelled before it existed
         if (
             instance is not None
             and instance.finished

@@ -196,6 +196,10 @@ class CancelledError(DolmenError):
     """
 
 
+class WaitTimeoutError(DolmenError, TimeoutError):
+    """Inside a workflow: ``wait_signal(name, timeout=...)`` reached its durable deadline."""
+
+
 class ResultTimeoutError(DolmenError, TimeoutError):
     """``handle.result(timeout=...)`` gave up waiting; the execution goes on."""
 

@@ -32,6 +32,9 @@ class Kind(enum.IntEnum):
     FINISHED = 13
     FAILED = 14
     CANCELLED = 15
+    # The code gave up on the operation at ``position`` (a ``first`` loser, a join set
+    # left with it pending): its activity or child is cancelled, its timer dropped.
+    OPERATION_CANCELLED = 16
 
 
 COMMANDS = frozenset(
@@ -44,6 +47,7 @@ COMMANDS = frozenset(
         Kind.FINISHED,
         Kind.FAILED,
         Kind.CANCELLED,
+        Kind.OPERATION_CANCELLED,
     }
 )
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
@@ -90,7 +94,10 @@ class Event:
         if k == Kind.TIMER_STARTED:
             return f"sleep({d.get('seconds')}) at position {self.position}"
         if k == Kind.SIGNAL_WAITED:
-            return f"wait_signal({d.get('name')!r}) at position {self.position}"
+            timeout = f", timeout={d['timeout']}" if "timeout" in d else ""
+            return f"wait_signal({d.get('name')!r}{timeout}) at position {self.position}"
+        if k == Kind.OPERATION_CANCELLED:
+            return f"cancel of the operation at position {self.position}"
         if k == Kind.VALUE_RECORDED:
             return f"{d.get('what')}() at position {self.position}"
         if k == Kind.FINISHED:

@@ -14,8 +14,7 @@ import functools
 import random as _random
 import time
 import uuid as _uuid
-from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dolmen.runtime import codec
@@ -24,6 +23,7 @@ from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
     ActivityError,
     ActivityTimeoutError,
+    CancelledError,
     ChildWorkflowError,
     ErrorInfo,
     NondeterminismError,
@@ -32,6 +32,8 @@ from dolmen.runtime.errors import (
 )
 from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind
 from dolmen.runtime.ids import child_id
+from dolmen.runtime.pending import Pending
+from dolmen.runtime.signals import Signals
 
 
 def current_instance() -> WorkflowInstance | None:
@@ -40,46 +42,15 @@ def current_instance() -> WorkflowInstance | None:
     return instance if isinstance(instance, WorkflowInstance) else None
 
 
-class Pending:
-    """An awaitable the engine resolves; what workflow code awaits for every operation."""
-
-    __slots__ = ("done", "value", "error", "_callbacks", "join_set")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self._callbacks: list[Callable[[Pending], None]] = []
-        self.join_set: Any = None
-
-    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        if self.done:
-            return
-        self.done, self.value, self.error = True, value, error
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback(self)
-
-    def add_callback(self, callback: Callable[[Pending], None]) -> None:
-        if self.done:
-            callback(self)
-        else:
-            self._callbacks.append(callback)
-
-    def __await__(self) -> Generator[Pending, None, Any]:
-        while not self.done:
-            yield self
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
 @dataclasses.dataclass
 class Completion:
     """What one activation produced: new command events to record, in order."""
 
     commands: list[Event]
     finished: bool
+    # Positions whose host-side work is moot now (a signal wait's deadline after the
+    # signal came): the host drops their timers. Not recorded: replay needs none of it.
+    dropped: list[int] = dataclasses.field(default_factory=list)
 
 
 class WorkflowInstance:
@@ -110,8 +81,8 @@ class WorkflowInstance:
         self._next_position = 0
         self._pending: dict[int, Pending] = {}
         self._definitions: dict[int, Activity | Workflow] = {}
-        self._mailbox: dict[str, deque[Any]] = {}
-        self._signal_waiters: dict[str, deque[Pending]] = {}
+        self._signals = Signals()
+        self._given_up: set[int] = set()  # positions the code cancelled
         self._blocked_on: Pending | None = None
         self._new: list[Event] = []
         self._nondeterminism: NondeterminismError | None = None
@@ -147,11 +118,26 @@ class WorkflowInstance:
             self._cursor += len(batch)
             self._apply_batch(start)
         new, self._new = self._new, []
-        return Completion(new, self.finished)
+        dropped, self._signals.dropped = self._signals.dropped, []
+        return Completion(new, self.finished, dropped)
 
     def outstanding(self) -> list[Event]:
         """Commands in the history still waiting for a resolution (to dispatch after a load)."""
-        return outstanding(self.history)
+        pending = self._pending
+        return [
+            e
+            for e in outstanding(self.history)
+            if e.position not in pending or not pending[e.position].done
+        ]
+
+    def gave_up(self, position: int) -> bool:
+        """Whether the code cancelled the operation at ``position``."""
+        return position in self._given_up
+
+    def given_up(self) -> list[int]:
+        """Positions the code cancelled whose operation had not ended (to re-send after a
+        load: a child may still run)."""
+        return sorted(p for p in self._given_up if p in self._definitions)
 
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
@@ -269,7 +255,7 @@ class WorkflowInstance:
         position = self._next_position
         self._next_position += 1
         event = self._command(kind, position, data)
-        pending = Pending()
+        pending = Pending(position)
         self._pending[position] = pending
         return event, pending
 
@@ -294,14 +280,33 @@ class WorkflowInstance:
         data = {"seconds": float(seconds), "fire_at": self._clock() + seconds}
         return self._issue(Kind.TIMER_STARTED, data)[1]
 
-    def wait_signal(self, name: str) -> Pending:
-        pending = self._issue(Kind.SIGNAL_WAITED, {"name": name})[1]
-        mailbox = self._mailbox.get(name)
-        if mailbox:
-            pending.resolve(mailbox.popleft())
-        else:
-            self._signal_waiters.setdefault(name, deque()).append(pending)
+    def wait_signal(self, name: str, timeout: float | None = None) -> Pending:
+        data: dict[str, Any] = {"name": name}
+        if timeout is not None:
+            if timeout < 0:
+                raise ValueError(f"wait_signal needs timeout >= 0 seconds, not {timeout}")
+            # The deadline is recorded with the wait (durable before the code goes on), so
+            # a restarted host fires it at the same moment and replay sees the same outcome.
+            data["timeout"] = float(timeout)
+            data["fire_at"] = self._clock() + timeout
+        pending = self._issue(Kind.SIGNAL_WAITED, data)[1]
+        self._signals.wait(pending, name, timeout)
         return pending
+
+    def cancel_operation(self, pending: Pending) -> None:
+        """Workflow code gave up on ``pending`` (a ``first`` loser, a join set left with it
+        unfinished): recorded, so the host cancels its activity or child, drops its timer,
+        or withdraws its signal wait, and replay does the same."""
+        if pending.position < 0 or self.finished or self._closing:
+            return  # closing (evicted, or ended): the coroutine's unwinding records nothing
+        if pending.done:
+            self._signals.give_back(pending)
+            return
+        self._check_determinism()
+        self._command(Kind.OPERATION_CANCELLED, pending.position, {})
+        self._given_up.add(pending.position)
+        self._signals.withdraw(pending)
+        pending.resolve(None, CancelledError(f"operation at position {pending.position}"))
 
     def record_value(self, what: str, produce: Callable[[], Any]) -> Any:
         """``now``/``random``/``uuid4``: produced live once, then replayed from history."""
@@ -335,11 +340,10 @@ class WorkflowInstance:
         kind = event.kind
         if kind == Kind.SIGNAL_RECEIVED:
             name, value = event.data["name"], event.data.get("value")
-            waiters = self._signal_waiters.get(name)
-            if waiters:
-                waiters.popleft().resolve(value)
-            else:
-                self._mailbox.setdefault(name, deque()).append(value)
+            self._signals.received(name, index, value)
+            return
+        if kind == Kind.TIMER_FIRED and self._signals.is_timed(event.position):
+            self._signals.timed_out(self._pending[event.position], index)
             return
         if kind == Kind.CANCEL_REQUESTED:
             self._cancel()
@@ -351,7 +355,10 @@ class WorkflowInstance:
         pending = self._pending.get(event.position)
         if pending is None:
             raise self._mismatch(event.describe(), "no operation at that position", index)
+        if pending.done:
+            return  # cancelled by the code, or a wait whose signal came first
         value, error = self._outcome(event)
+        pending.order = index
         pending.resolve(value, error)
 
     def _outcome(self, event: Event) -> tuple[Any, BaseException | None]:
@@ -380,14 +387,21 @@ class WorkflowInstance:
 
 
 def outstanding(history: list[Event]) -> list[Event]:
-    """Activities, timers and children issued in ``history`` and not yet resolved."""
+    """Activities, timers, children and signal deadlines issued in ``history`` and not yet
+    resolved or cancelled."""
     resolved = {
         e.position
         for e in history
-        if e.kind in RESOLUTIONS and e.kind != Kind.SIGNAL_RECEIVED and _is_final(e)
+        if (e.kind in RESOLUTIONS and e.kind != Kind.SIGNAL_RECEIVED and _is_final(e))
+        or e.kind == Kind.OPERATION_CANCELLED
     }
     waiting = (Kind.ACTIVITY_SCHEDULED, Kind.TIMER_STARTED, Kind.CHILD_STARTED)
-    return [e for e in history if e.kind in waiting and e.position not in resolved]
+    return [
+        e
+        for e in history
+        if (e.kind in waiting or (e.kind == Kind.SIGNAL_WAITED and "fire_at" in e.data))
+        and e.position not in resolved
+    ]
 
 
 def _is_final(event: Event) -> bool:
@@ -401,7 +415,9 @@ def same_command(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -
     if kind == Kind.TIMER_STARTED:
         return issued["seconds"] == recorded.get("seconds")
     if kind == Kind.SIGNAL_WAITED:
-        return issued["name"] == recorded.get("name")
+        return issued["name"] == recorded.get("name") and issued.get("timeout") == recorded.get(
+            "timeout"
+        )
     if kind == Kind.VALUE_RECORDED:
         return issued["what"] == recorded.get("what")
     if kind in TERMINAL:

@@ -245,6 +245,10 @@ class Simulation:
             self.on_step(self, step)
         for command in completion.commands:
             self._dispatch(command)
+        if completion.dropped:  # deadlines of signal waits that got their signal
+            dropped = set(completion.dropped)
+            self._queue = [q for q in self._queue if q[3][0] != "timer" or q[3][1] not in dropped]
+            heapq.heapify(self._queue)
 
     # ---- operations --------------------------------------------------------------------
 
@@ -253,13 +257,20 @@ class Simulation:
 
     def _dispatch(self, command: Event) -> None:
         position, kind = command.position, command.kind
+        if kind == Kind.OPERATION_CANCELLED:  # the code gave up on it: nothing more comes
+            self._dispatched.add(position)
+            self._queue = [q for q in self._queue if q[3][0] == "signal" or q[3][1] != position]
+            heapq.heapify(self._queue)
+            return
         if position in self._dispatched:
             return
         if kind == Kind.ACTIVITY_SCHEDULED:
             self._dispatched.add(position)
             attempt = self.instance.attempts(position) + 1
             self._push(self.now + random_delay(self.rng), ("attempt", position, attempt))
-        elif kind == Kind.TIMER_STARTED:
+        elif kind == Kind.TIMER_STARTED or (
+            kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
+        ):
             self._dispatched.add(position)
             self._push(max(self.now, command.data["fire_at"]), ("timer", position))
         elif kind == Kind.CHILD_STARTED:

@@ -1,0 +1,100 @@
+"""Workflows of the races and time tests (importable, so a restarted host finds them)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import dolmen
+
+
+@dolmen.activity
+def quick(x: int) -> int:
+    return x
+
+
+@dolmen.activity(retries=0)
+def fails(message: str) -> None:
+    raise ValueError(message)
+
+
+@dolmen.activity(executor="process", retries=0)
+def tell_pid_then_hang(fifo: str) -> str:
+    with open(fifo, "w") as f:  # the test blocks reading this until it is written
+        f.write(str(os.getpid()))
+    time.sleep(120)
+    return "woke"
+
+
+@dolmen.activity(retries=0)
+def tell_then_hang(fifo: str) -> str:
+    with open(fifo, "w") as f:
+        f.write("started")
+    time.sleep(120)
+    return "woke"
+
+
+@dolmen.workflow
+async def approve_or_escalate(timeout: float) -> str:
+    try:
+        decision = await dolmen.wait_signal("approve", timeout=timeout)
+    except dolmen.WaitTimeoutError:
+        return "escalated"
+    return f"approved {decision}"
+
+
+@dolmen.workflow
+async def timeout_then_wait_again(timeout: float) -> list:
+    got = []
+    try:
+        got.append(await dolmen.wait_signal("s", timeout=timeout))
+    except dolmen.WaitTimeoutError:
+        got.append("timeout")
+    got.append(await dolmen.wait_signal("s"))
+    return got
+
+
+@dolmen.workflow
+async def signal_or_timer(seconds: float) -> list:
+    i, value = await dolmen.first(dolmen.wait_signal("go"), dolmen.sleep(seconds))
+    return [i, value]
+
+
+@dolmen.workflow
+async def timer_beats_signal() -> list:
+    i, value = await dolmen.first(dolmen.wait_signal("go"), dolmen.sleep(0))
+    later = await dolmen.wait_signal("go")  # the loser consumed nothing
+    return [i, value, later]
+
+
+@dolmen.workflow
+async def activity_or_failure() -> int:
+    i, _ = await dolmen.first(fails("nope"), dolmen.wait_signal("never"))
+    return i
+
+
+@dolmen.workflow
+async def race_process_activity(fifo: str) -> list:
+    i, value = await dolmen.first(tell_pid_then_hang(fifo), dolmen.wait_signal("stop"))
+    return [i, value]
+
+
+@dolmen.workflow
+async def waits_forever() -> str:
+    return await dolmen.wait_signal("never")
+
+
+@dolmen.workflow
+async def join_set_left_early() -> int:
+    async with dolmen.join_set() as js:
+        js.submit(waits_forever)
+        js.submit(quick, 7)
+        js.submit_sleep(3600)
+        first = await js.next()
+    return first
+
+
+@dolmen.workflow
+async def first_of_child_and_activity() -> list:
+    i, value = await dolmen.first(waits_forever(), quick(3))
+    return [i, value]
