@@ -3,6 +3,7 @@
 from dolmen import native
 from dolmen.client import Client, WorkflowHandle, connect, run, start
 from dolmen.runtime.c_activity import CLibraryError, c_activity
+from dolmen.runtime.cancellation import shield
 from dolmen.runtime.context import ActivityInfo, activity_info
 from dolmen.runtime.definitions import Activity, Workflow, activity, workflow
 from dolmen.runtime.errors import (
@@ -74,6 +75,7 @@ __all__ = [
     "now",
     "random",
     "run",
+    "shield",
     "sleep",
     "start",
     "uuid4",

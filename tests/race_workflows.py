@@ -98,3 +98,50 @@ async def join_set_left_early() -> int:
 async def first_of_child_and_activity() -> list:
     i, value = await dolmen.first(waits_forever(), quick(3))
     return [i, value]
+
+
+@dolmen.activity
+def cleanup(what: str) -> str:
+    return f"undid {what}"
+
+
+@dolmen.workflow
+async def compensating(fifo: str) -> str:
+    try:
+        await tell_then_hang(fifo)
+    finally:
+        async with dolmen.shield():
+            await cleanup("charge")
+    return "not reached"
+
+
+@dolmen.workflow
+async def compensating_with_result(fifo: str) -> str:
+    try:
+        await tell_then_hang(fifo)
+    except dolmen.CancelledError:
+        async with dolmen.shield():
+            undone = await cleanup("charge")
+        return f"cancelled, {undone}"
+    return "not reached"
+
+
+@dolmen.workflow
+async def unshielded_cleanup(fifo: str) -> str:
+    try:
+        await tell_then_hang(fifo)
+    finally:
+        await cleanup("charge")  # not shielded: cancelled as soon as it is awaited
+    return "not reached"
+
+
+@dolmen.workflow
+async def slow_shield() -> str:
+    try:
+        await dolmen.wait_signal("never")
+    except dolmen.CancelledError:
+        async with dolmen.shield():
+            await dolmen.wait_signal("proceed")
+            await cleanup("slowly")
+        return "not reached: the second cancel is due when the shield ends"
+    return "not reached"

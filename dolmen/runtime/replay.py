@@ -82,6 +82,9 @@ class WorkflowInstance:
         self._pending: dict[int, Pending] = {}
         self._definitions: dict[int, Activity | Workflow] = {}
         self._signals = Signals()
+        self._interrupt: BaseException | None = None  # a cancellation being delivered
+        self._shields = 0  # ``async with dolmen.shield()`` blocks the code is inside
+        self._undelivered = False  # a cancellation came that the code has not seen yet
         self._given_up: set[int] = set()  # positions the code cancelled
         self._blocked_on: Pending | None = None
         self._new: list[Event] = []
@@ -184,18 +187,24 @@ class WorkflowInstance:
     def _run(self) -> None:
         """Resume the coroutine until it blocks on an unresolved operation or ends."""
         while not self.finished:
+            throw = None
             if self._blocked_on is not None and not self._blocked_on.done:
-                return
+                if self._interrupt is None or self._shields:
+                    return
+                throw = self._deliver_interrupt()
             token = CURRENT_WORKFLOW.set(self)
             try:
-                awaited = self._coro.send(None)
+                awaited = self._coro.throw(throw) if throw else self._coro.send(None)
             except StopIteration as stop:
                 self._check_determinism()
                 self._finish_with_result(stop.value)
                 return
             except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
                 self._check_determinism()
-                self._finish(Kind.FAILED, error_fields(exc))
+                if isinstance(exc, CancelledError) and self._interrupt is not None:
+                    self._finish(Kind.CANCELLED, {})  # the cancellation went unhandled
+                else:
+                    self._finish(Kind.FAILED, error_fields(exc))
                 return
             finally:
                 CURRENT_WORKFLOW.reset(token)
@@ -345,8 +354,8 @@ class WorkflowInstance:
         if kind == Kind.TIMER_FIRED and self._signals.is_timed(event.position):
             self._signals.timed_out(self._pending[event.position], index)
             return
-        if kind == Kind.CANCEL_REQUESTED:
-            self._cancel()
+        if kind == Kind.CANCEL_REQUESTED:  # a second one during a shield changes nothing
+            self.interrupt(CancelledError(f"execution {self.execution_id!r} was cancelled"))
             return
         if kind == Kind.ACTIVITY_FAILED:
             self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1
@@ -378,12 +387,41 @@ class WorkflowInstance:
         attempts = data.get("attempt", 1)
         return None, error_type(name, data["type"], data["message"], attempts, cause)
 
-    def _cancel(self) -> None:
-        if self.finished:
-            return
-        self.close()
-        self._closing = False
-        self._finish(Kind.CANCELLED, {})
+    # ---- cancellation ----------------------------------------------------------------
+
+    def interrupt(self, error: BaseException) -> None:
+        """Deliver ``error`` at the await the code is blocked on (now, or when the last
+        ``shield`` ends), and at every unshielded await after it: the operations pending
+        then are cancelled (recorded), and work the code starts under ``shield`` runs."""
+        if self._interrupt is None:
+            self._interrupt = error
+        self._undelivered = True
+
+    def _deliver_interrupt(self) -> BaseException | None:
+        """Cancel what is pending; the error to throw in if the awaited one still waits."""
+        self._undelivered = False
+        for pending in list(self._pending.values()):
+            if not pending.done:
+                self.cancel_operation(pending)
+        blocked = self._blocked_on
+        return None if blocked is not None and blocked.done else self._fresh_interrupt()
+
+    def _fresh_interrupt(self) -> BaseException:
+        # A new exception each time: one raised again would pile up tracebacks.
+        error = self._interrupt
+        return type(error)(*error.args)
+
+    def enter_shield(self) -> None:
+        self._shields += 1
+
+    def exit_shield(self) -> BaseException | None:
+        """Leave a shield; the interrupt to raise now if it was the last one and one came
+        that the code has not seen yet."""
+        self._shields -= 1
+        if self._shields or not self._undelivered:
+            return None
+        self._undelivered = False
+        return self._fresh_interrupt()
 
 
 def outstanding(history: list[Event]) -> list[Event]:
