@@ -25,6 +25,7 @@ from dolmen.runtime.errors import (
     WorkflowFailedError,
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
+from dolmen.runtime.messages import close_stream, set_event, write_stream
 from dolmen.runtime.races import first
 from dolmen.runtime.workflow_api import (
     JoinSet,
@@ -66,6 +67,7 @@ __all__ = [
     "activity",
     "activity_info",
     "c_activity",
+    "close_stream",
     "connect",
     "exec_activity",
     "first",
@@ -75,10 +77,12 @@ __all__ = [
     "now",
     "random",
     "run",
+    "set_event",
     "shield",
     "sleep",
     "start",
     "uuid4",
     "wait_signal",
     "workflow",
+    "write_stream",
 ]

@@ -145,3 +145,49 @@ async def slow_shield() -> str:
             await cleanup("slowly")
         return "not reached: the second cancel is due when the shield ends"
     return "not reached"
+
+
+@dolmen.workflow
+async def publisher(n: int) -> str:
+    dolmen.set_event("status", "started")
+    for i in range(n):
+        dolmen.write_stream("progress", {"step": i})
+    await dolmen.wait_signal("go")
+    dolmen.write_stream("progress", {"step": n})
+    dolmen.close_stream("progress")
+    dolmen.set_event("status", "done")
+    return "ok"
+
+
+@dolmen.workflow
+async def unclosed_stream(n: int) -> int:
+    for i in range(n):
+        dolmen.write_stream("s", i)
+    return n
+
+
+@dolmen.workflow
+async def many_events(n: int) -> int:
+    for i in range(n):
+        dolmen.set_event("counter", i)
+    return n
+
+
+@dolmen.workflow
+async def many_values(n: int) -> int:
+    for i in range(n):
+        dolmen.write_stream("s", i)
+    dolmen.close_stream("s")
+    return n
+
+
+@dolmen.workflow
+async def many_recorded(n: int) -> int:
+    for _ in range(n):
+        dolmen.now()
+    return n
+
+
+@dolmen.workflow
+async def bad_key() -> None:
+    dolmen.set_event("", 1)

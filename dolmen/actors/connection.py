@@ -27,6 +27,7 @@ from dolmen.actors.requests import (
     StartMany,
     StorageStats,
     Wait,
+    WaitMessage,
 )
 from dolmen.runtime.definitions import Workflow
 from dolmen.runtime.errors import DolmenError
@@ -65,6 +66,9 @@ class HostConnection:
 
     def wait(self, request: Wait) -> list[Outcome]:
         return self._call(self._actor.wait, request)
+
+    def wait_message(self, request: WaitMessage) -> bool:
+        return self._call(self._actor.wait_message, request)
 
     def describe(self, request: Describe) -> dict[str, Any]:
         return self._call(self._actor.describe, request)

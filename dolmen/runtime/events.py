@@ -35,6 +35,11 @@ class Kind(enum.IntEnum):
     # The code gave up on the operation at ``position`` (a ``first`` loser, a join set
     # left with it pending): its activity or child is cancelled, its timer dropped.
     OPERATION_CANCELLED = 16
+    # Messages out (``set_event``, ``write_stream``, ``close_stream``): plain calls, read
+    # by clients once committed.
+    EVENT_SET = 17
+    STREAM_WRITTEN = 18
+    STREAM_CLOSED = 19
 
 
 COMMANDS = frozenset(
@@ -48,13 +53,21 @@ COMMANDS = frozenset(
         Kind.FAILED,
         Kind.CANCELLED,
         Kind.OPERATION_CANCELLED,
+        Kind.EVENT_SET,
+        Kind.STREAM_WRITTEN,
+        Kind.STREAM_CLOSED,
     }
 )
+MESSAGES = frozenset({Kind.EVENT_SET, Kind.STREAM_WRITTEN, Kind.STREAM_CLOSED})
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Commands that must be durable before the workflow can make progress without them: their
 # deadlines, children and waits must survive a crash exactly as issued. Activity schedules
 # and recorded values are cached and ride along with the next durable event.
-FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
+# Messages are written at once too, though nothing waits for them: readers see a value at
+# the next group commit, not at the workflow's next durable step.
+FLUSH_NOW = (
+    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL | MESSAGES
+)
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
 RESOLUTIONS = frozenset(
@@ -96,6 +109,9 @@ class Event:
         if k == Kind.SIGNAL_WAITED:
             timeout = f", timeout={d['timeout']}" if "timeout" in d else ""
             return f"wait_signal({d.get('name')!r}{timeout}) at position {self.position}"
+        if k in MESSAGES:
+            call = {17: "set_event", 18: "write_stream", 19: "close_stream"}[int(k)]
+            return f"{call}({d.get('key')!r}) at position {self.position}"
         if k == Kind.OPERATION_CANCELLED:
             return f"cancel of the operation at position {self.position}"
         if k == Kind.VALUE_RECORDED:

@@ -30,7 +30,7 @@ from dolmen.runtime.errors import (
     WorkflowError,
     error_fields,
 )
-from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind
+from dolmen.runtime.events import MESSAGES, RESOLUTIONS, TERMINAL, Event, Kind
 from dolmen.runtime.ids import child_id
 from dolmen.runtime.pending import Pending
 from dolmen.runtime.signals import Signals
@@ -317,6 +317,15 @@ class WorkflowInstance:
         self._signals.withdraw(pending)
         pending.resolve(None, CancelledError(f"operation at position {pending.position}"))
 
+    def publish(self, kind: Kind, key: str, value: Any = None) -> None:
+        """A message out (an event set, a stream value, a stream's end): recorded."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a message key is a non-empty string, not {key!r}")
+        data: dict[str, Any] = {"key": key}
+        if kind != Kind.STREAM_CLOSED:
+            data["value"] = codec.encode(value, f"the value of {kind.name.lower()} {key!r}")
+        self._issue(kind, data)[1].resolve()
+
     def record_value(self, what: str, produce: Callable[[], Any]) -> Any:
         """``now``/``random``/``uuid4``: produced live once, then replayed from history."""
         live = self._cursor >= len(self.history)
@@ -458,6 +467,8 @@ def same_command(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -
         )
     if kind == Kind.VALUE_RECORDED:
         return issued["what"] == recorded.get("what")
+    if kind in MESSAGES:
+        return issued["key"] == recorded.get("key")
     if kind in TERMINAL:
         return True
     return issued == recorded

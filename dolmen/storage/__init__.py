@@ -15,6 +15,7 @@ from dolmen.storage.reads import (
     get_execution,
     list_executions,
     load_history,
+    load_messages,
     require_execution,
     unfinished,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "get_execution",
     "list_executions",
     "load_history",
+    "load_messages",
     "open_readonly",
     "pack_data",
     "require_execution",
