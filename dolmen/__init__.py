@@ -25,6 +25,7 @@ from dolmen.runtime.errors import (
     WorkflowFailedError,
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
+from dolmen.runtime.liveness import activity_cancelled, heartbeat
 from dolmen.runtime.messages import close_stream, set_event, write_stream
 from dolmen.runtime.races import first
 from dolmen.runtime.workflow_api import (
@@ -65,6 +66,7 @@ __all__ = [
     "WorkflowFailedError",
     "WorkflowHandle",
     "activity",
+    "activity_cancelled",
     "activity_info",
     "c_activity",
     "close_stream",
@@ -72,6 +74,7 @@ __all__ = [
     "exec_activity",
     "first",
     "gather",
+    "heartbeat",
     "join_set",
     "native",
     "now",

@@ -191,3 +191,55 @@ async def many_recorded(n: int) -> int:
 @dolmen.workflow
 async def bad_key() -> None:
     dolmen.set_event("", 1)
+
+
+def _stall_once() -> list:
+    info = dolmen.activity_info()
+    if info.attempt == 1:
+        dolmen.heartbeat({"done": 3})
+        while not dolmen.activity_cancelled():  # hangs, silent, until it is given up
+            time.sleep(0.01)
+        return ["abandoned"]
+    return [info.attempt, info.heartbeat_details]
+
+
+stall_thread = dolmen.activity(heartbeat_timeout=0.5, retries=1, backoff=0.01, name="stall_t")(
+    _stall_once
+)
+stall_native = dolmen.activity(
+    heartbeat_timeout=0.5, retries=1, backoff=0.01, executor="native", name="stall_n"
+)(_stall_once)
+
+
+@dolmen.activity(heartbeat_timeout=0.5, retries=1, backoff=0.01, executor="process")
+def stall_process(pid_file: str) -> list:
+    info = dolmen.activity_info()
+    if info.attempt == 1:
+        with open(pid_file, "w") as f:
+            f.write(str(os.getpid()))
+        dolmen.heartbeat({"done": 3})
+        time.sleep(600)  # silent: the supervisor kills this process
+    return [info.attempt, info.heartbeat_details]
+
+
+@dolmen.activity(heartbeat_timeout=0.3, retries=0)
+def chatty(seconds: float) -> int:
+    calls, ended = 0, time.monotonic() + seconds
+    while time.monotonic() < ended:
+        dolmen.heartbeat(calls)
+        calls += 1
+    return calls
+
+
+@dolmen.workflow
+async def run_stall(kind: str, pid_file: str) -> list:
+    if kind == "thread":
+        return await stall_thread()
+    if kind == "native":
+        return await stall_native()
+    return await stall_process(pid_file)
+
+
+@dolmen.workflow
+async def run_chatty(seconds: float) -> int:
+    return await chatty(seconds)

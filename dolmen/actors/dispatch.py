@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dolmen.actors.execution import Execution
 from dolmen.actors.executor import ActivityExecutor
 from dolmen.actors.failures import AttemptFailed
+from dolmen.actors.heartbeats import Supervision
 from dolmen.actors.results import ResultWaiters
 from dolmen.actors.write_path import WritePath, release_flush_waiters
 from dolmen.runtime.attempt import invoke
@@ -27,6 +28,7 @@ from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, err
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.ids import child_id as child_id_of
 from dolmen.runtime.ids import parent_of
+from dolmen.runtime.liveness import Liveness
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
 from dolmen.runtime.status import Status
@@ -217,12 +219,33 @@ class Dispatcher:
     async def _run_activity(
         self, execution: Execution, position: int, activity: Activity, args: bytes, attempt: int
     ) -> None:
+        details = execution.instance.heartbeat_details(position) if execution.instance else None
         while True:
-            info = ActivityInfo(execution.id, position, attempt, activity.name)
+            supervision = None
+            if activity.heartbeat_timeout is not None:
+                info = ActivityInfo(
+                    execution.id, position, attempt, activity.name, details, Liveness()
+                )
+                supervision = Supervision(
+                    activity.heartbeat_timeout, info.liveness, self.executor.probe(activity, info)
+                )
+            else:
+                info = ActivityInfo(execution.id, position, attempt, activity.name, details)
             ran_on = None
             try:
                 if activity.executor == "inline":
                     result = _invoke_inline(activity, args, info)
+                elif supervision is not None:
+
+                    def record(payload: bytes, position: int = position) -> None:
+                        event = Event(
+                            Kind.HEARTBEAT_RECORDED, position, {"heartbeat_details": payload}
+                        )
+                        self.resolve(execution, event)
+
+                    result, ran_on = await supervision.run(
+                        self.executor.run_placed(activity, args, info), record
+                    )
                 elif activity.resources:
                     result, ran_on = await self.executor.run_on_resources(activity, args, info)
                 else:
@@ -230,6 +253,10 @@ class Dispatcher:
             except AttemptFailed as failure:
                 final = activity.is_final(attempt, failure.fields)
                 data = dict(failure.fields, attempt=attempt, final=final)
+                payload = supervision.details_payload() if supervision else None
+                if payload is not None:  # what the next attempt starts from
+                    data["heartbeat_details"] = payload
+                    details = supervision.last.details
                 if self.node:  # on a cluster: which node ran it
                     data["node"] = failure.node or self.node
                 self.resolve(execution, Event(Kind.ACTIVITY_FAILED, position, data))

@@ -20,6 +20,7 @@ import os
 from typing import Any
 
 from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
+from dolmen.actors.heartbeats import Probe, local_probe
 from dolmen.actors.peers import Peer, PeerPool
 from dolmen.runtime import codec
 from dolmen.runtime.attempt import invoke
@@ -109,6 +110,13 @@ class ActivityExecutor:
         finally:
             self._native_inflight -= 1
 
+    def probe(self, act: Activity, info: ActivityInfo) -> Probe:
+        """How the supervisor reads the attempt's heartbeats: from the worker process that
+        runs a ``"process"`` attempt, else from this process."""
+        if act.executor == "process":
+            return lambda: self._workers.probe(info)
+        return local_probe(info.liveness)
+
     @property
     def native_load(self) -> int:
         """Native attempts here, running or queued (what peers are told)."""
@@ -140,8 +148,10 @@ class ActivityExecutor:
                 return await future
             return await asyncio.wait_for(future, act.timeout)
         except TimeoutError:
+            _given_up(info)
             raise AttemptFailed(timeout_fields(act), timeout=True) from None
         except asyncio.CancelledError:
+            _given_up(info)
             raise
         except BaseException as exc:  # noqa: BLE001 - activity code may raise anything
             raise AttemptFailed(act.failure_fields(exc)) from None
@@ -206,6 +216,12 @@ class ActivityExecutor:
                 pool.shutdown(wait=False, cancel_futures=True)
         if self._workers is not None:
             self._workers.shutdown()
+
+
+def _given_up(info: ActivityInfo) -> None:
+    """An abandoned thread attempt learns it through ``dolmen.activity_cancelled()``."""
+    if info.liveness is not None:
+        info.liveness.cancelled = True
 
 
 def local_cpus() -> int:

@@ -139,7 +139,13 @@ class Activity(_Definition):
         executor: ExecutorKind,
         resources: dict[str, float] | None,
         non_retryable: tuple[type[BaseException], ...] = (),
+        heartbeat_timeout: float | None = None,
     ) -> None:
+        if heartbeat_timeout is not None and heartbeat_timeout <= 0:
+            raise ValueError(f"heartbeat_timeout must be > 0 seconds, not {heartbeat_timeout}")
+        if executor == "inline" and heartbeat_timeout is not None:
+            raise ValueError("an inline activity runs on the event loop: no heartbeat_timeout")
+        self.heartbeat_timeout = heartbeat_timeout
         if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
             raise TypeError(f"retries must be an int >= 0 or None (unlimited), not {retries!r}")
         if retries is not None and retries < 0:
@@ -242,12 +248,15 @@ def activity(
     executor: ExecutorKind = "thread",
     resources: dict[str, float] | None = None,
     non_retryable: tuple[type[BaseException], ...] = (),
+    heartbeat_timeout: float | None = None,
 ) -> Any:
     """Declare a function as an activity.
 
     ``retries`` extra attempts follow a failure (``None``: unlimited), after ``backoff``
     seconds doubling up to ``max_backoff``, with jitter. An exception that is an instance
     of a type in ``non_retryable``, or a ``dolmen.NonRetryableError``, fails it at once.
+    ``heartbeat_timeout``: an attempt that has not called ``dolmen.heartbeat`` for that
+    long is failed and retried (see ``dolmen.runtime.liveness``).
     ``timeout`` bounds each attempt. ``executor="thread"`` suits I/O;
     ``"native"`` suits native code that releases the GIL (a pool with one thread per CPU
     of the node); ``"process"`` runs pure-Python CPU work in a worker process (which is
@@ -259,7 +268,16 @@ def activity(
 
     def wrap(f: Callable[..., Any]) -> Activity:
         return Activity(
-            f, name, retries, timeout, backoff, max_backoff, executor, resources, non_retryable
+            f,
+            name,
+            retries,
+            timeout,
+            backoff,
+            max_backoff,
+            executor,
+            resources,
+            non_retryable,
+            heartbeat_timeout,
         )
 
     return wrap if fn is None else wrap(fn)

@@ -40,6 +40,9 @@ class Kind(enum.IntEnum):
     EVENT_SET = 17
     STREAM_WRITTEN = 18
     STREAM_CLOSED = 19
+    # The latest ``dolmen.heartbeat`` details of a running attempt (neither a command nor a
+    # resolution: replay only keeps the details for the next attempt).
+    HEARTBEAT_RECORDED = 20
 
 
 COMMANDS = frozenset(

@@ -86,6 +86,7 @@ class WorkflowInstance:
         self._shields = 0  # ``async with dolmen.shield()`` blocks the code is inside
         self._undelivered = False  # a cancellation came that the code has not seen yet
         self._given_up: set[int] = set()  # positions the code cancelled
+        self._heartbeats: dict[int, bytes] = {}  # position -> last recorded details
         self._blocked_on: Pending | None = None
         self._new: list[Event] = []
         self._nondeterminism: NondeterminismError | None = None
@@ -145,6 +146,11 @@ class WorkflowInstance:
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
         return self._failed_attempts.get(position, 0)
+
+    def heartbeat_details(self, position: int) -> Any:
+        """The last heartbeat details recorded for the activity at ``position``, or None."""
+        payload = self._heartbeats.get(position)
+        return None if payload is None else codec.decode(payload)
 
     def definition(self, position: int) -> Activity | Workflow:
         return self._definitions[position]
@@ -366,6 +372,9 @@ class WorkflowInstance:
         if kind == Kind.CANCEL_REQUESTED:  # a second one during a shield changes nothing
             self.interrupt(CancelledError(f"execution {self.execution_id!r} was cancelled"))
             return
+        if kind in (Kind.ACTIVITY_FAILED, Kind.HEARTBEAT_RECORDED):
+            if "heartbeat_details" in event.data:
+                self._heartbeats[event.position] = event.data["heartbeat_details"]
         if kind == Kind.ACTIVITY_FAILED:
             self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1
         if kind not in RESOLUTIONS or not _is_final(event):
