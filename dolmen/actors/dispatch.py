@@ -229,6 +229,10 @@ class Dispatcher:
                 supervision = Supervision(
                     activity.heartbeat_timeout, info.liveness, self.executor.probe(activity, info)
                 )
+            elif activity.timeout is not None:  # so a timed-out thread can notice it
+                info = ActivityInfo(
+                    execution.id, position, attempt, activity.name, details, Liveness()
+                )
             else:
                 info = ActivityInfo(execution.id, position, attempt, activity.name, details)
             ran_on = None
