@@ -22,6 +22,7 @@ from dolmen.cli.acting import (
 )
 from dolmen.cli.analytics import cmd_stats, cmd_trace
 from dolmen.cli.reading import cmd_history, cmd_ls, cmd_result, cmd_status
+from dolmen.cli.ui.command import cmd_ui
 
 EMBEDDED_NOTE = """\
 With the embedded default (no --address and no RAY_ADDRESS) the runtime lives inside
@@ -154,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Reads the database read-only with DuckDB, also while a runtime writes it.\n"
         "Latencies: an activity's schedule->start counts only earlier failed attempts (no\n"
         "attempt-start event is recorded); an execution's is its wait for its first command."
+    )
+
+    p = command("ui", cmd_ui, "a web UI: executions, traces, stats, cancel and signal")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    p.add_argument("--port", type=int, default=8233, help="port (8233)")
+    p.add_argument("--token", help="token every request must carry (default: $DOLMEN_UI_TOKEN)")
+    p.add_argument("--read-only", action="store_true", help="show only; no cancel or signal")
+    p.epilog = (
+        "Reads the database read-only (the writer is never blocked). Binding an address\n"
+        "other than loopback needs a token: open http://HOST:PORT/?token=TOKEN once, or\n"
+        "send `Authorization: Bearer TOKEN`. Cancel and signal reach the runtime that owns\n"
+        "the database (as `dolmen cancel` does)."
     )
 
     p = command("trace", cmd_trace, "timeline of one execution and its critical path (no Ray)")
