@@ -82,9 +82,10 @@ def build_app(config: UiConfig) -> Any:
         finally:
             conn.close()
 
-    def render(name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         context.update(csrf=csrf.value, read_only=config.read_only)
-        return HTMLResponse(env.get_template(name).render(**context), status_code=status_code)
+        page_text = env.get_template(template).render(**context)
+        return HTMLResponse(page_text, status_code=status_code)
 
     def executions(request: Request) -> Response:
         filters, problem = parse_filters(request)
