@@ -24,6 +24,7 @@ from dolmen.runtime.errors import ResultTimeoutError
 from dolmen.runtime.events import Event
 from dolmen.runtime.ids import new_execution_id
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.tags import check_tags
 
 _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays responsive
 
@@ -91,13 +92,20 @@ class Client:
     # ---- API -------------------------------------------------------------------------
 
     def start(
-        self, fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any
+        self,
+        fn: Workflow | str,
+        *args: Any,
+        id: str | None = None,
+        tags: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle:
-        """Start an execution; with an ``id`` that exists, return that execution instead."""
+        """Start an execution; with an ``id`` that exists, return that execution instead.
+        ``tags`` label it for ``list(tags=...)`` (``dolmen.set_tags`` adds more)."""
         wf = self._workflow(fn)
         payload = wf.encode_args(args, kwargs)
+        checked = check_tags(tags) or None
         # The id is chosen here, so a start retried after a host crash is idempotent.
-        request = requests.Start(wf, payload, id or new_execution_id())
+        request = requests.Start(wf, payload, id or new_execution_id(), checked)
         return WorkflowHandle(self, self._runtime.start(request), wf)
 
     def start_many(
@@ -146,11 +154,20 @@ class Client:
         return WorkflowHandle(self, execution_id, None)
 
     def list(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        tags: dict[str, str] | None = None,
+        limit: int = 100,
     ) -> list[db.ExecutionRow]:
+        """Newest first; every given tag must match."""
+        checked = check_tags(tags)
         conn = db.open_readonly(self.db_path)  # `with` would not close an sqlite3 connection
         try:
-            return db.list_executions(conn, status=status, workflow=workflow, limit=limit)
+            return db.list_executions(
+                conn, status=status, workflow=workflow, tags=checked, limit=limit
+            )
         finally:
             conn.close()
 

@@ -181,3 +181,11 @@ def price(order: Order) -> float:
 async def typed(order: Order) -> Order:
     total = await price(order)
     return Order(order.item + "!", int(total))
+
+
+@dolmen.workflow(wait="interrupt")
+async def tagging(region: str) -> str:
+    dolmen.set_tags(stage="started", region=region)
+    await add(1, 2)  # replayed from here on: set_tags must not run again
+    dolmen.set_tags(stage="done")
+    return region

@@ -211,15 +211,25 @@ class Host:
 
     # ---- client operations -----------------------------------------------------------
 
-    async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
+    async def start(
+        self,
+        workflow: Workflow | str,
+        args: bytes,
+        execution_id: str,
+        tags: dict[str, str] | None = None,
+    ) -> str:
         """Create an execution (durably) and start it; an existing id is returned as is."""
-        created = await self.create(workflow, args, execution_id)
+        created = await self.create(workflow, args, execution_id, tags)
         if created is not None:
             self._dispatcher.start(execution_id, created.row.eid, created.workflow, created.first)
         return execution_id
 
     async def create(
-        self, workflow: Workflow | str, args: bytes, execution_id: str
+        self,
+        workflow: Workflow | str,
+        args: bytes,
+        execution_id: str,
+        tags: dict[str, str] | None = None,
     ) -> Created | None:
         """Write a new execution's first event; None if ``execution_id`` already exists.
 
@@ -234,6 +244,8 @@ class Host:
         try:
             eid = self.store.allocate_eid()
             first = created(wf.name, args, self._clock())
+            if tags:
+                first.data["tags"] = tags
             ltx = Ltx()
             ltx.add_execution(eid, execution_id, None, first)
             try:

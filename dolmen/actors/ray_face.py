@@ -228,8 +228,10 @@ class HostActor:
     async def start(self, request: Start) -> str:
         host = await self._ready()
         if self._cluster is not None:
-            return await self._cluster.start(request.workflow, request.args, request.execution_id)
-        return await host.start(request.workflow, request.args, request.execution_id)
+            return await self._cluster.start(
+                request.workflow, request.args, request.execution_id, request.tags
+            )
+        return await host.start(request.workflow, request.args, request.execution_id, request.tags)
 
     async def start_many(self, request: StartMany) -> list[str]:
         starts = [

@@ -26,6 +26,7 @@ class Start:
     workflow: Workflow | str
     args: bytes  # the encoded arguments (Workflow.encode_args)
     execution_id: str
+    tags: dict[str, str] | None = None  # checked (dolmen.runtime.tags)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -100,6 +100,8 @@ class WritePath:
             if event.kind in TERMINAL:
                 outcome = Outcome.of_terminal(event)
                 ltx.statuses.append(status_record(execution.eid, outcome, event.ts))
+            elif event.kind == Kind.VALUE_RECORDED and event.data.get("what") == "tags":
+                ltx.add_tags(execution.eid, event.data["value"])
             elif event.kind == Kind.CHILD_STARTED:
                 child = self.listener.new_child(execution, event)
                 if child is not None:

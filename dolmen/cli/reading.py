@@ -22,6 +22,7 @@ from dolmen.cli.plumbing import (
 from dolmen.cli.render.history import render_history
 from dolmen.cli.render.text import table
 from dolmen.runtime.describe import error_text, local_time
+from dolmen.runtime.errors import DolmenError
 from dolmen.runtime.events import Event, short
 from dolmen.runtime.status import Status
 from dolmen.storage import export
@@ -99,7 +100,11 @@ def print_stored_result(row: db.ExecutionRow, traceback: bool = False) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     with reader(args) as conn:
         rows = db.list_executions(
-            conn, status=args.status, workflow=args.workflow, limit=args.limit
+            conn,
+            status=args.status,
+            workflow=args.workflow,
+            tags=parse_tags(args.tag),
+            limit=args.limit,
         )
     if args.json:
         print(json.dumps([export.row_to_json(r) for r in rows], indent=2))
@@ -120,6 +125,17 @@ def cmd_ls(args: argparse.Namespace) -> int:
     if not rows:
         print("(no executions)", file=sys.stderr)
     return EXIT_OK
+
+
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` as a dict; a word without ``=`` is named in the error."""
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise DolmenError(f"--tag {item!r}: write it as KEY=VALUE")
+        tags[key] = value
+    return tags
 
 
 def cmd_history(args: argparse.Namespace) -> int:

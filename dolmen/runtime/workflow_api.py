@@ -61,6 +61,18 @@ def uuid4() -> _uuid.UUID:
     return _uuid.uuid4() if instance is None else instance.uuid4()
 
 
+def set_tags(**tags: str) -> None:
+    """Add tags to the running execution (merged over those given at start; a plain call,
+    recorded, so replay neither repeats nor changes it)."""
+    from dolmen.runtime.tags import check_tags
+
+    checked = check_tags(tags)
+    instance = current_instance()
+    if instance is None:
+        raise RuntimeError("dolmen.set_tags() is for workflow code (inside a running workflow)")
+    instance.record_value("tags", lambda: checked)
+
+
 def gather(*operations: Pending) -> Pending:
     """Wait for all operations; the results come back in argument order.
 

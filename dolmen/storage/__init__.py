@@ -17,6 +17,7 @@ from dolmen.storage.reads import (
     load_history,
     load_messages,
     require_execution,
+    tags_of,
     unfinished,
 )
 from dolmen.storage.records import (
@@ -53,6 +54,7 @@ __all__ = [
     "pack_data",
     "require_execution",
     "status_record",
+    "tags_of",
     "unfinished",
     "unpack_data",
 ]

@@ -12,6 +12,7 @@ import sqlite3
 from typing import Literal
 
 from dolmen.runtime.status import Status
+from dolmen.storage.reads import tag_clauses
 from dolmen.storage.records import EXECUTION_COLUMNS, ExecutionRow, execution_row
 
 Order = Literal["newest", "oldest"]
@@ -26,6 +27,7 @@ class Filters:
     search: str | None = None  # a part of the id
     since: float | None = None  # created at or after (epoch seconds)
     until: float | None = None  # created before
+    tags: tuple[tuple[str, str], ...] = ()  # every (key, value) must match
 
     def where(self) -> tuple[list[str], list[object]]:
         clauses: list[str] = []
@@ -45,7 +47,8 @@ class Filters:
         if self.until is not None:
             clauses.append("created_at < ?")
             params.append(self.until)
-        return clauses, params
+        tagged, tag_params = tag_clauses(dict(self.tags))
+        return clauses + tagged, params + tag_params
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,6 +16,7 @@ from dolmen.storage.records import EventRecord, ExecutionRecord, StatusRecord, e
 
 # A maintenance write outside the typed records: SQL text and its parameters.
 Statement = tuple[str, tuple[Any, ...]]
+TAG_SQL = "INSERT OR REPLACE INTO tags (eid, key, value) VALUES (?, ?, ?)"
 
 
 @dataclasses.dataclass(eq=False)
@@ -39,6 +40,13 @@ class Ltx:
             ExecutionRecord(eid, execution_id, workflow, Status.RUNNING, parent_eid, created.ts)
         )
         self.events.append(event_record(eid, 0, created))
+        tags = created.data.get("tags")
+        if tags:
+            self.add_tags(eid, tags)
+
+    def add_tags(self, eid: int, tags: dict[str, str]) -> None:
+        """Tags of ``eid`` (a key given again replaces its value)."""
+        self.statements.extend((TAG_SQL, (eid, k, v)) for k, v in tags.items())
 
     def eids(self) -> set[int]:
         return (

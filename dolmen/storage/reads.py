@@ -34,10 +34,12 @@ def list_executions(
     *,
     status: Status | str | None = None,
     workflow: str | None = None,
+    tags: dict[str, str] | None = None,
     limit: int = 100,
 ) -> list[ExecutionRow]:
-    """Newest first; ``workflow`` matches ``module:function`` or just the function's name."""
-    clauses, params = [], []
+    """Newest first; ``workflow`` matches ``module:function`` or just the function's name;
+    every one of ``tags`` must match."""
+    clauses, params = tag_clauses(tags)
     if status:
         clauses.append("status = ?")
         params.append(str(status))
@@ -50,6 +52,25 @@ def list_executions(
         (*params, limit),
     ).fetchall()
     return [execution_row(r) for r in rows]
+
+
+def tag_clauses(tags: dict[str, str] | None) -> tuple[list[str], list[object]]:
+    """WHERE clauses keeping executions that have every one of ``tags`` (index lookups)."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for key, value in (tags or {}).items():
+        clauses.append("eid IN (SELECT eid FROM tags WHERE key = ? AND value = ?)")
+        params += [key, value]
+    return clauses, params
+
+
+def tags_of(conn: sqlite3.Connection, eid: int) -> dict[str, str]:
+    """An execution's tags (none on a database written before tags existed)."""
+    try:
+        rows = conn.execute("SELECT key, value FROM tags WHERE eid = ? ORDER BY key", (eid,))
+    except sqlite3.OperationalError:  # no tags table: schema older than migration 2
+        return {}
+    return dict(rows.fetchall())
 
 
 def unfinished(conn: sqlite3.Connection) -> list[ExecutionRow]:

@@ -44,6 +44,16 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: tags (dolmen.runtime.tags), found by key and value
+    """
+    CREATE TABLE tags (
+        eid   INTEGER NOT NULL,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (eid, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX tags_lookup ON tags(key, value, eid);
+    """,
 ]
 
 

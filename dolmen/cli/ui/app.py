@@ -125,6 +125,7 @@ def build_app(config: UiConfig) -> Any:
             if row is None:
                 return render("missing.html", 404, id=execution_id)
             events = db.load_history(conn, row.eid)
+            tags = db.tags_of(conn, row.eid)
             family = db.descendants(conn, execution_id)
             histories = {r.id: (r, db.load_history(conn, r.eid)) for r in family[:200]}
         trace = build_trace(row, events)
@@ -136,6 +137,7 @@ def build_app(config: UiConfig) -> Any:
         return render(
             "execution.html",
             row=row,
+            tags=tags,
             events=len(events),
             input=present.input_of(events),
             result=present.show_payload(outcome.result) if row.status is Status.FINISHED else None,
@@ -260,7 +262,15 @@ def parse_filters(request: Request) -> tuple[Filters, str | None]:
     except ValueError as exc:
         since = until = None
         problem = f"bad time: {exc}"
+    tags = []
+    for item in q.get("tags", "").replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            problem = f"tag {item!r}: write it as key=value"
+            continue
+        tags.append((key, value))
     filters = Filters(
+        tags=tuple(tags),
         status=status,
         workflow=q.get("workflow") or None,
         search=q.get("q") or None,
