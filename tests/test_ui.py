@@ -94,7 +94,7 @@ def test_actions_need_the_csrf_token_a_confirmation_and_a_writable_ui(seeded):
 
 def test_every_request_needs_the_token_when_one_is_set(seeded):
     web = TestClient(build_app(UiConfig(seeded, token="t0ken")), follow_redirects=False)
-    for path in ("/", "/api/counts", "/static/ui.js", "/stats"):
+    for path in ("/", "/api/counts", "/static/ui.js", "/stats", "/metrics"):
         assert web.get(path).status_code == 401
     assert web.get("/", headers={"Authorization": "Bearer nope"}).status_code == 401
     assert web.get("/", headers={"Authorization": "Bearer t0ken"}).status_code == 200

@@ -196,7 +196,18 @@ def build_app(config: UiConfig) -> Any:
             return render("message.html", 400, title=f"{action} failed", text=str(exc))
         return RedirectResponse(f"/x/{quote(execution_id, safe='')}", status_code=303)
 
+    def metrics(request: Request) -> Response:
+        from dolmen.cli.ui.metrics import exposition
+        from dolmen.storage.tallies import tallies
+
+        def read() -> Any:
+            with reading() as conn:
+                return tallies(conn)
+
+        return Response(exposition(read), media_type="text/plain; version=0.0.4")
+
     routes = [
+        Route("/metrics", metrics),
         Route("/", executions),
         Route("/api/counts", counts_api),
         Route("/api/status/{id:path}", status_api),
