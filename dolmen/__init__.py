@@ -26,6 +26,7 @@ from dolmen.runtime.errors import (
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
 from dolmen.runtime.liveness import activity_cancelled, heartbeat
+from dolmen.runtime.logs import logger
 from dolmen.runtime.messages import close_stream, set_event, write_stream
 from dolmen.runtime.races import first
 from dolmen.runtime.workflow_api import (
@@ -78,6 +79,7 @@ __all__ = [
     "heartbeat",
     "join_set",
     "native",
+    "logger",
     "now",
     "set_tags",
     "random",

@@ -38,7 +38,9 @@ class Client:
 
     On a cluster (an ``address``), ``spread`` (default: on) runs a replayer on every node
     and leases executions to them; ``lease_seconds`` is how long a silent node keeps its
-    executions before other hosts replay them. ``detached=True`` leaves the runtime up
+    executions before other hosts replay them. ``log_level`` (else ``DOLMEN_LOG_LEVEL``, else
+    warning) is the level of the host's records, ``dolmen.logger``'s included, that reach
+    this console. ``detached=True`` leaves the runtime up
     after this client goes (``dolmen up`` does this; ``dolmen down`` stops it). These
     apply when this client creates the runtime; joining one keeps its settings.
     """
@@ -57,8 +59,13 @@ class Client:
         spread: bool | None = None,
         lease_seconds: float | None = None,
         detached: bool = False,
+        log_level: str | None = None,
     ) -> None:
         from dolmen.actors.connection import HostConnection  # imports Ray: only when used
+        from dolmen.actors.console import level_number
+
+        log_level = log_level or os.environ.get("DOLMEN_LOG_LEVEL") or None
+        level_number(log_level)  # a bad name is refused here, not in the host
 
         self.db_path = os.path.abspath(db_path or os.environ.get("DOLMEN_DB", db.DEFAULT_DB))
         embedded = not (address or os.environ.get("RAY_ADDRESS"))
@@ -75,6 +82,7 @@ class Client:
             busy_timeout=busy_timeout,
             spread=not embedded if spread is None else spread,
             lease_seconds=lease_seconds,
+            log_level=log_level,
         )
         self._runtime = HostConnection(options, address=address, detached=detached)
         self._runtime.ping()

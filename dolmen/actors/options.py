@@ -25,6 +25,7 @@ class RuntimeOptions:
     busy_timeout: float = 5.0
     spread: bool = False  # lease executions to replayers on the cluster's other nodes
     lease_seconds: float | None = None
+    log_level: str | None = None  # what the host prints (dolmen.actors.console)
 
     def host_options(self) -> dict[str, int | float | None]:
         """What every host of the runtime (its replayers too) is built with."""

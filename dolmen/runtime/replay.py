@@ -97,6 +97,16 @@ class WorkflowInstance:
         self._coro = workflow.fn(*args, **kwargs)
         self._loaded = False
 
+    @property
+    def replaying(self) -> bool:
+        """Whether the code is re-running recorded history (``dolmen.logger`` is silent)."""
+        return self._cursor < len(self.history)
+
+    @property
+    def position(self) -> int:
+        """The position the next command will get."""
+        return self._next_position
+
     # ---- the seam ------------------------------------------------------------------
 
     def activate(self, resolutions: Iterable[Event] = ()) -> Completion:
