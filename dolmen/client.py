@@ -40,9 +40,9 @@ class Client:
     and leases executions to them; ``lease_seconds`` is how long a silent node keeps its
     executions before other hosts replay them. ``log_level`` (else ``DOLMEN_LOG_LEVEL``, else
     warning) is the level of the host's records, ``dolmen.logger``'s included, that reach
-    this console. ``detached=True`` leaves the runtime up
-    after this client goes (``dolmen up`` does this; ``dolmen down`` stops it). These
-    apply when this client creates the runtime; joining one keeps its settings.
+    this console. ``metrics=False`` turns the host's Ray metrics off. ``detached=True``
+    leaves the runtime up after this client goes (``dolmen up`` does this; ``dolmen down``
+    stops it). These apply when this client creates the runtime; joining one keeps its settings.
     """
 
     def __init__(
@@ -60,6 +60,7 @@ class Client:
         lease_seconds: float | None = None,
         detached: bool = False,
         log_level: str | None = None,
+        metrics: bool = True,
     ) -> None:
         from dolmen.actors.connection import HostConnection  # imports Ray: only when used
         from dolmen.actors.console import level_number
@@ -83,6 +84,7 @@ class Client:
             spread=not embedded if spread is None else spread,
             lease_seconds=lease_seconds,
             log_level=log_level,
+            metrics=metrics,
         )
         self._runtime = HostConnection(options, address=address, detached=detached)
         self._runtime.ping()

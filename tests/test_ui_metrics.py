@@ -44,3 +44,21 @@ def test_a_scrape_sees_executions_attempts_and_retries_move(client, db_path, tmp
     assert moved("dolmen_activity_retries_total") == 2
     assert moved("dolmen_execution_duration_seconds_count") == 2
     assert after[("dolmen_executions_running", ())] == 0
+
+
+@pytest.mark.ray
+def test_the_host_counts_on_rays_metrics_from_its_commits(client, tmp_path):
+    before = client.host_info()["metrics"]
+    client.run(w.retrying, str(tmp_path), 2)  # two failed attempts, then success
+    with pytest.raises(Exception):  # noqa: B017 - the workflow fails: any error flavour
+        client.run(w.failing, "boom")
+    after = client.host_info()["metrics"]
+
+    def moved(key: str) -> int:
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert moved("workflows_started") == 2
+    assert moved("finished:finished") == 1 and moved("finished:failed") == 1
+    assert moved("attempts:completed") == 1 and moved("attempts:failed") == 3
+    assert moved("retries") == 2
+    assert moved("commit_batches") >= 2

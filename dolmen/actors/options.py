@@ -26,6 +26,7 @@ class RuntimeOptions:
     spread: bool = False  # lease executions to replayers on the cluster's other nodes
     lease_seconds: float | None = None
     log_level: str | None = None  # what the host prints (dolmen.actors.console)
+    metrics: bool = True  # count on Ray's metrics endpoint (dolmen.actors.host_metrics)
 
     def host_options(self) -> dict[str, int | float | None]:
         """What every host of the runtime (its replayers too) is built with."""

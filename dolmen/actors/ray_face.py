@@ -20,6 +20,7 @@ import ray
 
 from dolmen.actors import console
 from dolmen.actors.host import Host
+from dolmen.actors.host_metrics import HostMetrics
 from dolmen.actors.options import RuntimeOptions
 from dolmen.actors.remote_errors import ray_cause
 from dolmen.actors.requests import (
@@ -163,6 +164,7 @@ class HostActor:
         self._local: LocalStore | None = None  # the host's store: the file on this node
         self._cluster: Coordinator | None = None
         self._lock: asyncio.Lock | None = None
+        self._metrics: HostMetrics | None = None
 
     async def _ready(self) -> Host:
         if self._host is None:
@@ -180,6 +182,7 @@ class HostActor:
         self._local = store
         if not options.spread:
             host = Host(store.path, store=store, **options.host_options())
+            self._watch(host)
             await host.open()
             self._host = host
             return
@@ -187,6 +190,7 @@ class HostActor:
         from dolmen.actors.worker import node_label
 
         host = Host(store.path, store=store, **options.host_options(), node=node_label())
+        self._watch(host)
         cluster = Coordinator(
             host,
             ray.get_runtime_context().get_actor_name(),
@@ -203,6 +207,11 @@ class HostActor:
         cluster.members.start_monitor()
         self._host = host
 
+    def _watch(self, host: Host) -> None:
+        if self._options.metrics:
+            self._metrics = HostMetrics(host)
+            host.watch_commits(self._metrics.observe)
+
     async def _cluster_ready(self) -> Coordinator:
         await self._ready()
         if self._cluster is None:
@@ -217,6 +226,8 @@ class HostActor:
             "db_path": host.db_path,
             "loaded": host.loaded_count(),
         }
+        if self._metrics is not None:
+            info["metrics"] = self._metrics.snapshot()
         if self._cluster is not None:
             await self._cluster.members.refresh()  # nodes that joined since the last scan too
             info["hosts"] = self._cluster.describe()
