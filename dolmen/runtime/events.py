@@ -32,6 +32,8 @@ class Kind(enum.IntEnum):
     FINISHED = 13
     FAILED = 14
     CANCELLED = 15
+    # A versioning marker (dolmen.patched / deprecate_patch): a command without a position.
+    MARKER = 16
 
 
 COMMANDS = frozenset(
@@ -44,12 +46,14 @@ COMMANDS = frozenset(
         Kind.FINISHED,
         Kind.FAILED,
         Kind.CANCELLED,
+        Kind.MARKER,
     }
 )
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Commands that must be durable before the workflow can make progress without them: their
 # deadlines, children and waits must survive a crash exactly as issued. Activity schedules
-# and recorded values are cached and ride along with the next durable event.
+# and recorded values (and versioning markers) are cached and ride along with the next
+# durable event.
 FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
@@ -93,11 +97,19 @@ class Event:
             return f"wait_signal({d.get('name')!r}) at position {self.position}"
         if k == Kind.VALUE_RECORDED:
             return f"{d.get('what')}() at position {self.position}"
+        if k == Kind.MARKER:
+            call = "deprecate_patch" if d.get("deprecated") else "patched"
+            return f"{call}({d.get('patch')!r})"
         if k == Kind.FINISHED:
             return "workflow return"
         if k == Kind.FAILED:
             return f"workflow failure ({d.get('type')})"
         return f"{k.name.lower()} (position {self.position})"
+
+
+def is_deprecated_marker(event: Event) -> bool:
+    """A marker ``deprecate_patch`` recorded: code that no longer asks for it replays past it."""
+    return event.kind == Kind.MARKER and bool(event.data.get("deprecated"))
 
 
 def created(workflow: str, args: bytes, ts: float = 0.0) -> Event:

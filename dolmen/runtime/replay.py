@@ -29,7 +29,7 @@ from dolmen.runtime.errors import (
     WorkflowError,
     error_fields,
 )
-from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind
+from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind, is_deprecated_marker
 from dolmen.runtime.ids import child_id
 
 
@@ -116,6 +116,7 @@ class WorkflowInstance:
         self._nondeterminism: NondeterminismError | None = None
         self._failed_attempts: dict[int, int] = {}
         self._closing = False
+        self._patches: dict[str, bool] = {}  # what patched() answered, per patch id
         self.finished = False
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
@@ -172,6 +173,9 @@ class WorkflowInstance:
     def _replay(self) -> None:
         while self._cursor < len(self.history):
             event = self.history[self._cursor]
+            if is_deprecated_marker(event):
+                self._cursor += 1  # code that dropped deprecate_patch() replays past it
+                continue
             if event.is_command:
                 waiting = "nothing: it ended" if self.finished else "nothing: it is waiting"
                 raise self._mismatch(event.describe(), waiting)
@@ -245,6 +249,10 @@ class WorkflowInstance:
     def _command(self, kind: Kind, position: int, data: dict[str, Any]) -> Event:
         """Match a command against the history, or record it beyond the history's end."""
         if self._cursor < len(self.history):
+            while is_deprecated_marker(self.history[self._cursor]):
+                self._cursor += 1
+                if self._cursor == len(self.history):
+                    return self._command(kind, position, data)
             recorded = self.history[self._cursor]
             if (
                 recorded.kind != kind
@@ -261,10 +269,13 @@ class WorkflowInstance:
         self._new.append(event)
         return event
 
-    def _issue(self, kind: Kind, data: dict[str, Any]) -> tuple[Event, Pending]:
+    def _check_can_issue(self) -> None:
         if self.finished or self._closing:
             raise WorkflowError("the workflow has already ended; it cannot issue commands")
         self._check_determinism()
+
+    def _issue(self, kind: Kind, data: dict[str, Any]) -> tuple[Event, Pending]:
+        self._check_can_issue()
         position = self._next_position
         self._next_position += 1
         event = self._command(kind, position, data)
@@ -327,6 +338,46 @@ class WorkflowInstance:
                 "uuid4", lambda: str(_uuid.UUID(int=self._rng.getrandbits(128), version=4))
             )
         )
+
+    # ---- versioning markers (Temporal's rules) --------------------------------------------
+
+    def patched(self, patch_id: str) -> bool:
+        """True if the history has this patch's marker here, or if the code runs here for
+        the first time (the marker is recorded); False when replaying history that passed
+        here without it. The first answer holds for the rest of the execution."""
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        self._check_can_issue()
+        replaying = self._cursor < len(self.history)
+        answer = self._take_marker(patch_id) or not replaying
+        if answer and not replaying:
+            self._command(Kind.MARKER, -1, {"patch": patch_id, "deprecated": False})
+        self._patches[patch_id] = answer
+        return answer
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """The patch's old branch is gone: a marker here is consumed if present, recorded
+        (as deprecated) on a first run, and never required."""
+        if patch_id in self._patches:
+            return
+        self._check_can_issue()
+        if not self._take_marker(patch_id) and self._cursor >= len(self.history):
+            self._command(Kind.MARKER, -1, {"patch": patch_id, "deprecated": True})
+        self._patches[patch_id] = True
+
+    def _take_marker(self, patch_id: str) -> bool:
+        """Consume ``patch_id``'s marker at the cursor, past deprecated markers of others."""
+        index = self._cursor
+        while index < len(self.history) and self.history[index].kind == Kind.MARKER:
+            data = self.history[index].data
+            if data.get("patch") == patch_id:
+                self._cursor = index + 1
+                return True
+            if not data.get("deprecated"):
+                break  # another patch's marker: asked for later, or a mismatch then
+            index += 1
+        return False
 
     # ---- resolutions -----------------------------------------------------------------
 
