@@ -23,6 +23,7 @@ from dolmen.runtime.errors import ResultTimeoutError
 from dolmen.runtime.events import Event
 from dolmen.runtime.ids import new_execution_id
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.status import Status
 
 _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays responsive
 
@@ -144,6 +145,19 @@ class Client:
     def handle(self, execution_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, execution_id, None)
 
+    def resume(self, execution_id: str) -> WorkflowHandle:
+        """Replay a blocked execution against the code registered now, and let it run on.
+
+        Raises ``NondeterminismError`` (with the new mismatch) if the code still diverges
+        from its history: it stays blocked. Signals and cancels sent to it while it was
+        blocked are delivered now, in the order they came.
+        """
+        outcome = self._runtime.resume(requests.Resume(execution_id))
+        handle = WorkflowHandle(self, execution_id, None)
+        if outcome.status is Status.BLOCKED:
+            handle.value_of(outcome)  # raises the NondeterminismError
+        return handle
+
     def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
     ) -> list[db.ExecutionRow]:
@@ -189,17 +203,25 @@ class WorkflowHandle:
         return f"<WorkflowHandle {self.id}>"
 
     def result(
-        self, timeout: float | None = None, progress: Callable[[float], None] | None = None
+        self,
+        timeout: float | None = None,
+        progress: Callable[[float], None] | None = None,
+        *,
+        raise_on_blocked: bool = False,
     ) -> Any:
         """Wait for the result; raises the execution's failure, or ``ResultTimeoutError``.
 
-        ``progress`` is called with the seconds waited so far between waits.
+        A blocked execution (its code diverged from its history) is waited for, as it
+        resumes once fixed code is deployed; ``raise_on_blocked=True`` raises its
+        ``NondeterminismError`` instead. ``progress`` is called with the seconds waited
+        so far between waits.
         """
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            [outcome] = self.client._runtime.wait(requests.Wait([self.id], max(chunk, 0.0)))
+            wait = requests.Wait([self.id], max(chunk, 0.0), raise_on_blocked)
+            [outcome] = self.client._runtime.wait(wait)
             if not outcome.pending:
                 return self.value_of(outcome)
             waited = time.monotonic() - started

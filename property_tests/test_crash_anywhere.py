@@ -278,7 +278,7 @@ def test_code_changed_while_down_stops_safely_where_the_engine_says(program, cra
     event(f"resumed: {status}")
     if verdict is not None:
         # The host stops it, with the engine's position, and leaves its history untouched.
-        assert status == "nondeterministic", (status, outcome)
+        assert status == "blocked", (status, outcome)
         assert outcome["position"] == verdict.position
         assert after["main"][1] == main_history
     else:

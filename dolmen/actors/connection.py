@@ -21,6 +21,7 @@ from dolmen.actors.requests import (
     Cancel,
     Describe,
     Register,
+    Resume,
     Run,
     Signal,
     Start,
@@ -74,6 +75,9 @@ class HostConnection:
 
     def cancel(self, request: Cancel) -> None:
         self._call(self._actor.cancel, request)
+
+    def resume(self, request: Resume) -> Outcome:
+        return self._call(self._actor.resume, request)
 
     def register(self, request: Register) -> None:
         for workflow in request.workflows:

@@ -4,9 +4,10 @@ The dispatcher holds a host's executions. Loading one replays its history into a
 ``WorkflowInstance``; every command the code issues is dispatched (an activity attempt on
 the executor, a timer on the loop, a child started), and every resolution that comes
 back goes through the write path first, reaching the workflow only once it is durable.
-Endings are told to waiters and to the parent; a nondeterministic replay stops the
-execution without touching its history. Idle executions are evicted and replayed on
-their next resolution.
+Endings are told to waiters and to the parent; a nondeterministic replay *blocks* the
+execution without touching its history: it stays held (signals and cancels sent to it
+are recorded) until code that replays it cleanly is registered, or ``resume`` is asked.
+Idle executions are evicted and replayed on their next resolution.
 """
 
 from __future__ import annotations
@@ -31,10 +32,13 @@ from dolmen.runtime.replay import WorkflowInstance
 from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
-from dolmen.storage.records import ExecutionRow, status_record
+from dolmen.storage.records import ExecutionRow, StatusRecord, status_record
 from dolmen.storage.store import Store
 
 log = logging.getLogger("dolmen.host")
+
+# What a blocked execution still records: it gets them once code that replays it runs.
+KEPT_WHILE_BLOCKED = frozenset({Kind.SIGNAL_RECEIVED, Kind.CANCEL_REQUESTED})
 
 
 class Dispatcher:
@@ -79,6 +83,7 @@ class Dispatcher:
             return
         parent = parent_of(row.id) if row.parent_eid is not None else None
         execution = Execution(row.id, row.eid, workflow, parent=parent)
+        execution.unblocking = row.status is Status.BLOCKED
         self.executions[row.id] = execution
         if history is not None:
             self.load(execution, history)
@@ -91,6 +96,27 @@ class Dispatcher:
         """Code for ``workflow`` arrived: resume the executions that waited for it."""
         for row in self._parked.pop(workflow.name, []):
             self.resume(row)
+
+    def blocked(self, workflow_name: str | None = None) -> list[Execution]:
+        """The blocked executions held here (of ``workflow_name``, if given)."""
+        return [
+            e
+            for e in self.executions.values()
+            if e.status is Status.BLOCKED and workflow_name in (None, e.workflow.name)
+        ]
+
+    def retry_blocked(self, blocked: Execution) -> None:
+        """Replay a blocked execution against the code registered now; it runs on if the
+        code replays its history, or stays blocked with the new mismatch. Call it once
+        nothing of ``blocked`` is being written (see ``Host.resume_blocked``)."""
+        workflow = lookup_workflow(blocked.workflow.name)
+        execution = Execution(blocked.id, blocked.eid, workflow, parent=blocked.parent)
+        execution.unblocking = True
+        self.executions[blocked.id] = execution
+        if self.local is not None:
+            self.load(execution, self.local.read_history(execution.eid))
+        else:
+            self._reload_remote(execution)
 
     def start(self, execution_id: str, eid: int, workflow: Workflow, first: Event) -> None:
         execution = Execution(execution_id, eid, workflow)
@@ -122,6 +148,9 @@ class Dispatcher:
         )
         execution.last_active = self._clock()
         self._activate(execution, [])
+        if execution.unblocking and execution.running:
+            execution.unblocking = False  # it replays: stored as running again
+            self.write.post(Ltx(statuses=[StatusRecord(Status.RUNNING, None, None, execution.eid)]))
         if execution.instance is not None and execution.running:
             for command in execution.instance.outstanding():
                 self._dispatch(execution, command)
@@ -131,7 +160,7 @@ class Dispatcher:
         try:
             completion = instance.activate(resolutions)
         except NondeterminismError as exc:
-            self._stop_nondeterministic(execution, exc)
+            self._block(execution, exc)
             return
         now = execution.last_active = self._clock()
         for command in completion.commands:
@@ -223,6 +252,10 @@ class Dispatcher:
     def resolve(self, execution: Execution, event: Event) -> None:
         """A resolution arrived: it becomes durable first, then the workflow sees it."""
         if not execution.running:
+            if execution.status is Status.BLOCKED and event.kind in KEPT_WHILE_BLOCKED:
+                event.ts = self._clock()
+                execution.incoming.append(event)  # recorded now, delivered once it resumes
+                self.write.start_write(execution)
             return
         if execution.instance is not None and execution.instance.finished:
             return
@@ -253,6 +286,8 @@ class Dispatcher:
             first, child.incoming = child.incoming, []
             self.executions[child.id] = child
             self.load(child, first)
+        if execution.status is Status.BLOCKED:
+            return True  # a signal or cancel kept for later: nothing runs it now
         instance = execution.instance
         if (
             instance is not None
@@ -324,9 +359,10 @@ class Dispatcher:
         release_flush_waiters(execution)
         _cancel_work(execution)
 
-    def _stop_nondeterministic(self, execution: Execution, error: NondeterminismError) -> None:
-        """Stop safely: the history stays as it is; only the status says what happened."""
-        log.error("%s", error)
+    def _block(self, execution: Execution, error: NondeterminismError) -> None:
+        """Stop safely: the history stays as it is; only the status says what happened.
+        The execution stays held (blocked), so what is sent to it is still recorded."""
+        log.error("%s (blocked until code that replays it is registered)", error)
         fields = dict(
             error_fields(error),
             position=error.position,
@@ -335,10 +371,11 @@ class Dispatcher:
         )
         if execution.instance is not None:
             execution.instance.close()
-        outcome = Outcome(Status.NONDETERMINISTIC, error=fields)
+        outcome = Outcome(Status.BLOCKED, error=fields)
         self._stop(execution, outcome)
+        execution.unblocking = False
         self.write.post(Ltx(statuses=[status_record(execution.eid, outcome, None)]))
-        self.waiters.notify(execution.id, outcome)
+        self.waiters.notify(execution.id, outcome)  # only waiters that asked hear of it
 
     def stop_work(self) -> None:
         """No attempt or timer runs from now on (the host closes, or crashes): the ones in

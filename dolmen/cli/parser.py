@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.epilog = EMBEDDED_NOTE
 
     p = command("ls", cmd_ls, "list executions, newest first (reads the database; no Ray)")
-    p.add_argument("--status", help="running, finished, failed, cancelled or nondeterministic")
+    p.add_argument("--status", help="running, blocked, finished, failed or cancelled")
     p.add_argument("--workflow", metavar="NAME", help="module:function or just function")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -33,7 +33,8 @@ class LeaseLost(DolmenError):
 class NondeterminismError(DolmenError):
     """Workflow code issued a command that differs from its recorded history.
 
-    The history is left untouched; the execution stops with status ``nondeterministic``.
+    The history is left untouched; the execution is ``blocked`` (unfinished) until code
+    that replays it cleanly is deployed, or ``resume`` is asked.
     """
 
     def __init__(self, position: int, expected: str, actual: str, execution_id: str = "") -> None:

@@ -53,9 +53,11 @@ def list_executions(
 
 
 def unfinished(conn: sqlite3.Connection) -> list[ExecutionRow]:
+    """Running and blocked executions, oldest first (each arm uses its partial index)."""
     rows = conn.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? UNION ALL "
         f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? ORDER BY eid",
-        (Status.RUNNING,),
+        (Status.RUNNING, Status.BLOCKED),
     ).fetchall()
     return [execution_row(r) for r in rows]
 

@@ -44,6 +44,11 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 2: a NondeterminismError blocks an execution (resumable) instead of ending it
+    """
+    UPDATE executions SET status = 'blocked' WHERE status = 'nondeterministic';
+    CREATE INDEX executions_blocked ON executions(status) WHERE status = 'blocked';
+    """,
 ]
 
 
