@@ -147,10 +147,12 @@ class Dispatcher:
             execution.workflow, execution.id, history, clock=self._clock
         )
         execution.last_active = self._clock()
-        self._activate(execution, [])
-        if execution.unblocking and execution.running:
-            execution.unblocking = False  # it replays: stored as running again
+        if execution.unblocking:
+            # Stored as running again before the replay: a clean one may end it at once
+            # (its ending is written after this), a diverging one blocks it again.
+            execution.unblocking = False
             self.write.post(Ltx(statuses=[StatusRecord(Status.RUNNING, None, None, execution.eid)]))
+        self._activate(execution, [])
         if execution.instance is not None and execution.running:
             for command in execution.instance.outstanding():
                 self._dispatch(execution, command)
@@ -373,7 +375,6 @@ class Dispatcher:
             execution.instance.close()
         outcome = Outcome(Status.BLOCKED, error=fields)
         self._stop(execution, outcome)
-        execution.unblocking = False
         self.write.post(Ltx(statuses=[status_record(execution.eid, outcome, None)]))
         self.waiters.notify(execution.id, outcome)  # only waiters that asked hear of it
 

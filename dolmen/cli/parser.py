@@ -14,6 +14,7 @@ from dolmen import storage as db
 from dolmen.cli.acting import (
     cmd_cancel,
     cmd_down,
+    cmd_resume,
     cmd_run,
     cmd_serve,
     cmd_signal,
@@ -129,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="signal name")
     p.add_argument("value", nargs="?", help="JSON value (a non-JSON word is a string)")
     p.epilog = EMBEDDED_NOTE
+
+    p = command("resume", cmd_resume, "replay a blocked execution against the code deployed now")
+    p.add_argument("id", help="execution id")
+    p.add_argument(
+        "--module", action="append", default=[], metavar="M", help="register module M first"
+    )
+    p.epilog = (
+        "A blocked execution's code diverged from its history. It resumes by itself when\n"
+        "code that replays it is registered or the runtime restarts; this asks now. Exit 1\n"
+        "(it stays blocked) if the code still diverges; `dolmen upgrade-check` tells first."
+    )
 
     p = command("ls", cmd_ls, "list executions, newest first (reads the database; no Ray)")
     p.add_argument("--status", help="running, blocked, finished, failed or cancelled")
