@@ -19,6 +19,7 @@ Instructions::
     ["signal", name]            await dolmen.wait_signal(name)
     ["random"] / ["now"] / ["uuid"]   recorded values
     ["if", ref, then, else]     branch on an earlier value
+    ["patch", id, then, else]   then if dolmen.patched(id) (always, in a fresh run), else else
     ["loop", n, body]           body n times
 
 Items of a join set or gather are ``x`` (step(x)) or ``["fail", msg]`` (boom(msg)).
@@ -182,6 +183,10 @@ class _Run:
         elif op == "loop":
             for _ in range(ins[1]):
                 await self.block(ins[2])
+        elif op == "patch":
+            # A marker has no command position, and the answer is not appended to the
+            # values (the `if` refs stay put): the branch taken shows in the history.
+            await self.block(ins[2] if dolmen.patched(ins[1]) else ins[3])
         else:
             raise ValueError(f"unknown instruction {ins!r}")
 
@@ -267,6 +272,7 @@ def programs(
     nested = [
         st.tuples(st.just("if"), st.integers(0, 20), inner, inner).map(list),
         st.tuples(st.just("loop"), st.integers(0, 3), inner).map(list),
+        st.tuples(st.just("patch"), st.sampled_from(["p1", "p2"]), inner, inner).map(list),
     ]
     if children:
         child = programs(
@@ -288,7 +294,7 @@ def signal_budget(program: list) -> collections.Counter[str]:
     for ins in program:
         if ins[0] == "signal":
             total[ins[1]] += 1
-        elif ins[0] == "if":
+        elif ins[0] in ("if", "patch"):
             then, other = signal_budget(ins[2]), signal_budget(ins[3])
             total.update(then | other)
         elif ins[0] == "loop":
@@ -428,6 +434,8 @@ def check_well_formed(history: list[Event]) -> None:
     for index, e in enumerate(history[1:], start=1):
         if e.kind in TERMINAL:
             assert index == len(history) - 1, f"terminal event at {index} is not last"
+        elif e.kind == Kind.MARKER:
+            assert e.position == -1 and isinstance(e.data.get("patch"), str), e
         elif e.is_command:
             assert e.position == next_position, f"command {index} has position {e.position}"
             issued[e.position] = e.kind
