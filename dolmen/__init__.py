@@ -33,6 +33,7 @@ from dolmen.runtime.workflow_api import (
     uuid4,
     wait_signal,
 )
+from dolmen.storage.upgrade_check import Divergence, UpgradeReport
 
 __all__ = [
     "Activity",
@@ -41,6 +42,7 @@ __all__ = [
     "ActivityTimeoutError",
     "CancelledError",
     "ChildWorkflowError",
+    "Divergence",
     "CLibraryError",
     "Client",
     "DolmenError",
@@ -53,6 +55,7 @@ __all__ = [
     "StorageError",
     "UnknownExecutionError",
     "UnknownWorkflowError",
+    "UpgradeReport",
     "Workflow",
     "WorkflowError",
     "WorkflowFailedError",

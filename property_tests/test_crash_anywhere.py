@@ -241,7 +241,8 @@ async def resume(path, program):
         # The changed code may wait for more signals than the original sent.
         for name, value in [(n, v) for n, vs in signals_for(program).items() for v in vs]:
             await _send(host, name, value)
-        outcome = await host.wait_result("main", LIMIT)
+        # A blocked execution is waited for unless asked: here, it is the answer.
+        outcome = await host.wait_result("main", LIMIT, raise_on_blocked=True)
         return outcome.status, outcome.result if outcome.result is not None else outcome.error
     finally:
         await host.close()

@@ -88,6 +88,11 @@ def test_unguarded_change_blocks_then_guarded_code_and_resume_finish_it(
     kill_host(first)
     second = dolmen.Client(db_path)
     try:
+        # Checked before the deploy: the one past the patch point would block.
+        report = second.check_upgrade("tests.deploy_v2_unguarded")
+        assert [d.execution_id for d in report.divergences] == [passed.id]
+        assert report.checked == 2 and not report.ok
+        assert second.check_upgrade("tests.deploy_v2_guarded").ok
         second.register(deploy(v2_unguarded))
         handle = second.handle(passed.id)
         with pytest.raises(dolmen.NondeterminismError) as info:

@@ -23,6 +23,7 @@ from dolmen.cli.acting import (
 )
 from dolmen.cli.analytics import cmd_stats, cmd_trace
 from dolmen.cli.reading import cmd_history, cmd_ls, cmd_result, cmd_status
+from dolmen.cli.upgrade import cmd_upgrade_check
 
 EMBEDDED_NOTE = """\
 With the embedded default (no --address and no RAY_ADDRESS) the runtime lives inside
@@ -140,6 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
         "A blocked execution's code diverged from its history. It resumes by itself when\n"
         "code that replays it is registered or the runtime restarts; this asks now. Exit 1\n"
         "(it stays blocked) if the code still diverges; `dolmen upgrade-check` tells first."
+    )
+
+    p = command(
+        "upgrade-check",
+        cmd_upgrade_check,
+        "replay unfinished executions on the code as importable now (before a deploy; no Ray)",
+    )
+    p.add_argument("module", nargs="+", metavar="MODULE", help="module(s) with the new code")
+    p.add_argument("--workflow", action="append", default=[], metavar="NAME", help="only NAME")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.epilog = (
+        "Every running or blocked execution of the modules' workflows is replayed in memory\n"
+        "(no activity runs; the database is read-only). Exit 0 if all replay cleanly, 1 if\n"
+        "any would block (each is listed with where it diverges), 2 on error."
     )
 
     p = command("ls", cmd_ls, "list executions, newest first (reads the database; no Ray)")
