@@ -153,6 +153,11 @@ class WorkflowInstance:
         """Commands in the history still waiting for a resolution (to dispatch after a load)."""
         return outstanding(self.history)
 
+    @property
+    def patches(self) -> dict[str, bool]:
+        """What ``patched()`` answered so far, per patch id (deprecated ones: True)."""
+        return dict(self._patches)
+
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
         return self._failed_attempts.get(position, 0)
