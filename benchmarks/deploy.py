@@ -1,4 +1,5 @@
-"""Deploying new code: the upgrade check over 10,000 unfinished executions.
+"""Deploying new code: the upgrade check over 10,000 unfinished executions, and the cost
+of the determinism guard (strict=True) per workflow step.
 
 `python -m benchmarks.deploy [--quick]` (also a family of `python -m benchmarks run`).
 
@@ -8,6 +9,11 @@ upgrade check replays all of them against the code: in this process, in a fresh 
 as ``client.check_upgrade`` does (interpreter start and imports included), and against a
 changed version where every one diverges. The baseline, from the same run, is reading
 and decoding the same histories without replaying them.
+
+The guard: the same 10-step workflow, strict and not, interleaved in one run, in the
+pure engine (every step replayed and fed in memory: the guard's worst case relative to
+the work) and on a Host with a SQLite file (what a step costs for real); the ratio
+strict / plain is the overhead.
 """
 
 from __future__ import annotations
@@ -98,6 +104,81 @@ def _median(fn: Callable[[], Any], rounds: int) -> tuple[float, Any]:
     return sorted(times)[len(times) // 2], value
 
 
+async def _ten_steps(n: int) -> int:
+    for _ in range(10):
+        n = await step(n)
+    return n
+
+
+plain_ten = dolmen.workflow(_ten_steps, name="benchmarks.deploy.ten", strict=False)
+strict_ten = dolmen.workflow(_ten_steps, name="benchmarks.deploy.ten_strict", strict=True)
+
+
+def engine_runs(workflow: Workflow, runs: int) -> None:
+    """``runs`` executions of 10 steps each, driven in memory (steps run inline)."""
+    for i in range(runs):
+        first = created(workflow.name, workflow.encode_args((i,), {}), 1.0)
+        instance = WorkflowInstance(workflow, "x", [first], clock=lambda: 1.0)
+        completion = instance.activate()
+        while not completion.finished:
+            (command,) = instance.outstanding()
+            value = step.fn(*step.decode_args(command.data["args"])[0])
+            data = {"result": codec.encode(value)}
+            completion = instance.activate([Event(Kind.ACTIVITY_COMPLETED, command.position, data)])
+
+
+def host_runs(path: str, workflow: Workflow, runs: int) -> None:
+    import asyncio
+
+    from dolmen.actors.host import Host
+
+    async def main() -> None:
+        host = Host(path, synchronous="NORMAL")
+        await host.open()
+        try:
+            for i in range(runs):
+                execution_id = f"{workflow.name}-{i}-{time.perf_counter_ns()}"
+                await host.start(workflow, workflow.encode_args((i,), {}), execution_id)
+                await host.wait_result(execution_id, 60.0)
+        finally:
+            await host.close()
+
+    asyncio.run(main())
+
+
+def guard_rows(quick: bool, folder: str, progress: Callable[[str], None]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    rounds = 3 if quick else 9
+    for where, runs, fn in (
+        ("pure engine", 200 if quick else 2_000, lambda wf, n, _: engine_runs(wf, n)),
+        (
+            "Host on SQLite",
+            20 if quick else 200,
+            lambda wf, n, i: host_runs(os.path.join(folder, f"guard-{wf.name}-{i}.db"), wf, n),
+        ),
+    ):
+        progress(f"deploy: strict guard overhead, {where}")
+        plain_times, strict_times = [], []
+        pairs = [(plain_ten, plain_times), (strict_ten, strict_times)]
+        for i in range(rounds):  # interleaved, in alternating order: the same machine load
+            for workflow, times in pairs if i % 2 == 0 else pairs[::-1]:
+                started = time.perf_counter()
+                fn(workflow, runs, i)
+                times.append(time.perf_counter() - started)
+        plain = sorted(plain_times)[rounds // 2] / (runs * 10)
+        strict = sorted(strict_times)[rounds // 2] / (runs * 10)
+        rows.append(
+            {
+                "workload": f"deploy: strict=True per step, {where} (10-step workflows)",
+                "seconds": strict,
+                "bare_seconds": plain,
+                "ratio_to_bare": strict / plain,
+                "overhead_percent": 100.0 * (strict / plain - 1.0),
+            }
+        )
+    return rows
+
+
 def run(quick: bool, progress: Callable[[str], None]) -> list[dict[str, Any]]:
     count = 1_000 if quick else 10_000
     rounds = 1 if quick else 3
@@ -124,9 +205,7 @@ def run(quick: bool, progress: Callable[[str], None]) -> list[dict[str, Any]]:
         finally:
             Workflow(_order, NAME, "await")
         assert len(bad.divergences) == count
-        separate, report = _median(
-            lambda: check_in_subprocess(path, ["benchmarks.deploy"]), rounds
-        )
+        separate, report = _median(lambda: check_in_subprocess(path, ["benchmarks.deploy"]), rounds)
         assert report.ok and report.checked == count
         label = f"{count:,} unfinished executions"
         for what, seconds in (
@@ -143,6 +222,7 @@ def run(quick: bool, progress: Callable[[str], None]) -> list[dict[str, Any]]:
                     "executions_per_second": count / seconds,
                 }
             )
+        rows += guard_rows(quick, folder, progress)
     return rows
 
 

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import importlib
 import inspect
+import os
 import re
 import typing
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from typing import Any, Literal
 from dolmen.runtime import codec
 from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.errors import EncodingError, UnknownWorkflowError, WorkflowError
+from dolmen.runtime.strict import install as install_guard
 
 WaitStrategy = Literal["await", "interrupt"]
 ExecutorKind = Literal["thread", "native", "process", "inline"]
@@ -91,13 +93,23 @@ class Workflow(_Definition):
 
     kind = "workflow"
 
-    def __init__(self, fn: Callable[..., Any], name: str | None, wait: WaitStrategy) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None,
+        wait: WaitStrategy,
+        strict: bool | None = None,
+    ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@dolmen.workflow needs an async def function, got {fn!r}")
         if wait not in ("await", "interrupt"):
             raise ValueError(f"wait must be 'await' or 'interrupt', not {wait!r}")
         super().__init__(fn, name)
         self.wait = wait
+        # The determinism guard (dolmen.runtime.strict); DOLMEN_STRICT=1 turns it on for all.
+        self.strict = os.environ.get("DOLMEN_STRICT") == "1" if strict is None else strict
+        if self.strict:
+            install_guard()  # as early as possible: functions bound before it escape it
         _WORKFLOWS[self.name] = self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -177,16 +189,22 @@ def _check_resources(resources: dict[str, float] | None) -> None:
 
 
 def workflow(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, wait: WaitStrategy = "await"
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    wait: WaitStrategy = "await",
+    strict: bool | None = None,
 ) -> Any:
     """Declare an ``async def`` as a durable workflow.
 
     ``wait="await"`` keeps a blocked execution hot in memory; ``"interrupt"`` unloads it
-    whenever it blocks and replays it when its result arrives.
+    whenever it blocks and replays it when its result arrives. ``strict=True`` (or
+    ``DOLMEN_STRICT=1`` for every workflow) makes calls from the workflow's code to the
+    clock, randomness, files, sockets and subprocesses raise ``NondeterminismError``.
     """
     if fn is None:
-        return lambda f: Workflow(f, name, wait)
-    return Workflow(fn, name, wait)
+        return lambda f: Workflow(f, name, wait, strict)
+    return Workflow(fn, name, wait, strict)
 
 
 def activity(

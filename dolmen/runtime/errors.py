@@ -52,6 +52,33 @@ class NondeterminismError(DolmenError):
         return (type(self), (self.position, self.expected, self.actual, self.execution_id))
 
 
+class NondeterministicCallError(NondeterminismError):
+    """Strict workflow code called something whose result a replay would not repeat
+    (the clock, randomness, files, sockets, subprocesses): raised at the call."""
+
+    def __init__(
+        self, call: str, where: str, hint: str, position: int = -1, execution_id: str = ""
+    ):
+        self.call = call
+        self.where = where
+        self.hint = hint
+        self.position = position
+        self.expected = "deterministic workflow code"
+        self.actual = f"{call} at {where}"
+        self.execution_id = execution_id
+        DolmenError.__init__(
+            self,
+            f"{call} called from workflow code at {where}: a replay would not repeat it "
+            f"(strict mode); {hint}",
+        )
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (self.call, self.where, self.hint, self.position, self.execution_id),
+        )
+
+
 class WorkflowError(DolmenError):
     """Misuse of the workflow API inside workflow code (for example awaiting asyncio.sleep)."""
 

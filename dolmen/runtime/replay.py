@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
-from dolmen.runtime import codec
+from dolmen.runtime import codec, strict
 from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
@@ -26,6 +26,7 @@ from dolmen.runtime.errors import (
     ActivityTimeoutError,
     ChildWorkflowError,
     NondeterminismError,
+    NondeterministicCallError,
     WorkflowError,
     error_fields,
 )
@@ -117,6 +118,9 @@ class WorkflowInstance:
         self._failed_attempts: dict[int, int] = {}
         self._closing = False
         self._patches: dict[str, bool] = {}  # what patched() answered, per patch id
+        self.strict = workflow.strict
+        if self.strict:
+            strict.install()  # once per process; the guard then checks ``self.strict``
         self.finished = False
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
@@ -231,6 +235,13 @@ class WorkflowInstance:
                 self._finish(Kind.FAILED, error_fields(WorkflowError(message)))
                 return
             self._blocked_on = awaited
+
+    def refuse_call(self, call: str, where: str, hint: str) -> NondeterministicCallError:
+        """The error for a call strict code may not make (the guard raises it). Kept as
+        this execution's nondeterminism, so code that catches it is stopped all the same."""
+        error = NondeterministicCallError(call, where, hint, self._cursor, self.execution_id)
+        self._nondeterminism = error
+        return error
 
     def _check_determinism(self) -> None:
         # Raised here as well as where it arose: workflow code may have caught it.
