@@ -138,3 +138,26 @@ def test_old_databases_with_nondeterministic_rows_read_as_blocked(tmp_path):
 def _restore_v1():
     yield
     deploy(order_v1.fn)
+
+
+async def cancelled_while_blocked(path: str) -> tuple:
+    host = Host(path)
+    await host.open()
+    try:
+        assert (await host.wait_result("order", LIMIT, raise_on_blocked=True)).status == "blocked"
+        await host.cancel("order")  # recorded, not acted on: nothing runs it now
+        kept = history(path, "order")
+        deploy(order_v1.fn)
+        await host.resume_blocked("order")
+        return kept, await host.wait_result("order", LIMIT)
+    finally:
+        await host.close()
+
+
+def test_a_cancel_sent_while_blocked_is_delivered_once_it_resumes(tmp_path):
+    path = str(tmp_path / "dolmen.db")
+    before = asyncio.run(run_v1_past_the_patch_point(path))
+    deploy(v2_unguarded)
+    kept, outcome = asyncio.run(cancelled_while_blocked(path))
+    assert [e.kind for e in kept[len(before) :]] == [Kind.CANCEL_REQUESTED]
+    assert outcome.status is Status.CANCELLED

@@ -125,3 +125,20 @@ def test_unguarded_change_blocks_then_guarded_code_and_resume_finish_it(
     finally:
         second.close()
         kill_host(second)
+
+
+async def _strict_clock() -> float:
+    import time
+
+    return time.time()  # refused under strict=True: replay would see another value
+
+
+strict_clock = dolmen.workflow(_strict_clock, name="tests.deploy.strict_clock", strict=True)
+
+
+def test_strict_workflow_code_reading_the_clock_is_blocked_naming_the_line(client):
+    handle = client.start(strict_clock)
+    with pytest.raises(dolmen.NondeterminismError) as info:
+        handle.result(timeout=60, raise_on_blocked=True)
+    assert "time.time() at" in info.value.actual and "test_deploy.py" in info.value.actual
+    assert handle.status()["status"] == "blocked"
