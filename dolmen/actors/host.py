@@ -182,7 +182,16 @@ class Host:
             blocked = self._dispatcher.blocked(workflow.name)
             self._dispatcher.unpark(workflow)  # these replay now, on the new code
             for execution in blocked:
-                asyncio.ensure_future(self._retry_blocked(execution))
+                self._schedule_retry(execution)
+
+    def _schedule_retry(self, execution: Execution) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called off the loop (a replayer's plain method)
+            if not (execution.writing or execution.incoming):
+                self._dispatcher.retry_blocked(execution)
+            return  # a signal is being written: the next register, restart or resume
+        loop.create_task(self._retry_blocked(execution))
 
     async def resume_blocked(self, execution_id: str) -> Outcome:
         """Replay a blocked execution against the code registered now. Returns its
