@@ -19,10 +19,12 @@ from dolmen.runtime.errors import (
     UnknownWorkflowError,
     WorkflowError,
     WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
 from dolmen.runtime.workflow_api import (
     JoinSet,
+    continue_as_new,
     gather,
     join_set,
     now,
@@ -55,10 +57,12 @@ __all__ = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowTimeoutError",
     "activity",
     "activity_info",
     "c_activity",
     "connect",
+    "continue_as_new",
     "exec_activity",
     "gather",
     "join_set",

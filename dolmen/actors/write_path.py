@@ -19,6 +19,7 @@ from dolmen.actors.execution import Execution
 from dolmen.runtime.errors import LeaseLost
 from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.runs import next_run
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.records import (
     event_record,
@@ -94,10 +95,16 @@ class WritePath:
             incoming = []  # nothing may follow the terminal event; they resolve nothing now
         children: list[Execution] = []
         ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
-        for seq, event in enumerate([*cached, *incoming], start=execution.durable):
+        start = execution.base + execution.durable
+        for seq, event in enumerate([*cached, *incoming], start=start):
             event.ts = event.ts or self._clock()
             ltx.events.append(event_record(execution.eid, seq, event))
-            if event.kind in TERMINAL:
+            if event.kind == Kind.CONTINUED:
+                # The next run starts in the same LTX: a crash leaves one run or the other.
+                first = next_run(instance.history[0], event.data["args"], seq + 1, event.ts)
+                ltx.events.append(event_record(execution.eid, seq + 1, first))
+                execution.next_run = first
+            elif event.kind in TERMINAL:
                 outcome = Outcome.of_terminal(event)
                 ltx.statuses.append(status_record(execution.eid, outcome, event.ts))
             elif event.kind == Kind.CHILD_STARTED:

@@ -32,6 +32,9 @@ class Kind(enum.IntEnum):
     FINISHED = 13
     FAILED = 14
     CANCELLED = 15
+    # 24, 25: runs and deadlines (values left free below for other features' kinds)
+    CONTINUED = 24  # the run ended by continue_as_new; the next run's CREATED follows it
+    DEADLINE_PASSED = 25  # the execution's deadline passed (a durable timer)
 
 
 COMMANDS = frozenset(
@@ -44,13 +47,17 @@ COMMANDS = frozenset(
         Kind.FINISHED,
         Kind.FAILED,
         Kind.CANCELLED,
+        Kind.CONTINUED,
     }
 )
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Commands that must be durable before the workflow can make progress without them: their
 # deadlines, children and waits must survive a crash exactly as issued. Activity schedules
 # and recorded values are cached and ride along with the next durable event.
-FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
+FLUSH_NOW = (
+    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED, Kind.CONTINUED})
+    | TERMINAL
+)
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
 RESOLUTIONS = frozenset(
@@ -61,6 +68,7 @@ RESOLUTIONS = frozenset(
         Kind.CHILD_FINISHED,
         Kind.SIGNAL_RECEIVED,
         Kind.CANCEL_REQUESTED,
+        Kind.DEADLINE_PASSED,
     }
 )
 
@@ -97,12 +105,15 @@ class Event:
             return "workflow return"
         if k == Kind.FAILED:
             return f"workflow failure ({d.get('type')})"
+        if k == Kind.CONTINUED:
+            return f"continue_as_new({short(format_args(d.get('args')), 120)})"
         return f"{k.name.lower()} (position {self.position})"
 
 
-def created(workflow: str, args: bytes, ts: float = 0.0) -> Event:
-    """The first event of every history: which workflow, called with which arguments."""
-    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args}, ts)
+def created(workflow: str, args: bytes, ts: float = 0.0, **run: Any) -> Event:
+    """The first event of every history (and of every run): which workflow, called with
+    which arguments; ``run`` adds the run's fields (see ``dolmen.runtime.runs``)."""
+    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args, **run}, ts)
 
 
 def format_args(payload: bytes | None) -> str:

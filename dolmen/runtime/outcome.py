@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from dolmen.runtime import codec
-from dolmen.runtime.errors import CancelledError, NondeterminismError, WorkflowFailedError
+from dolmen.runtime.errors import (
+    CancelledError,
+    NondeterminismError,
+    WorkflowFailedError,
+    WorkflowTimeoutError,
+)
 from dolmen.runtime.events import Event
 from dolmen.runtime.status import Status
 
@@ -63,6 +68,8 @@ class Outcome(NamedTuple):
                 self.error_field("actual", "?"),
                 execution_id,
             )
+        if self.error_field("type", "?") == WorkflowTimeoutError.__qualname__:
+            raise WorkflowTimeoutError(self.error_field("message", "deadline passed"))
         raise WorkflowFailedError(
             execution_id, self.error_field("type", "?"), self.error_field("message", "")
         )

@@ -25,12 +25,15 @@ from dolmen.runtime.errors import (
     ActivityError,
     ActivityTimeoutError,
     ChildWorkflowError,
+    ContinueAsNew,
     NondeterminismError,
     WorkflowError,
+    WorkflowTimeoutError,
     error_fields,
 )
 from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind
 from dolmen.runtime.ids import child_id
+from dolmen.runtime.runs import run_info
 
 
 def current_instance() -> WorkflowInstance | None:
@@ -117,6 +120,11 @@ class WorkflowInstance:
         self._failed_attempts: dict[int, int] = {}
         self._closing = False
         self.finished = False
+        self.run = run_info(history).number
+        # The deadline's error, thrown into the code at its next resumption; once it passed
+        # the execution ends failed with it, whatever the code does after catching it.
+        self._interrupt: BaseException | None = None
+        self._timed_out: dict[str, Any] | None = None
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
         self._loaded = False
@@ -197,14 +205,22 @@ class WorkflowInstance:
     def _run(self) -> None:
         """Resume the coroutine until it blocks on an unresolved operation or ends."""
         while not self.finished:
-            if self._blocked_on is not None and not self._blocked_on.done:
+            interrupt, self._interrupt = self._interrupt, None
+            if interrupt is None and self._blocked_on is not None and not self._blocked_on.done:
                 return
             token = CURRENT_WORKFLOW.set(self)
             try:
-                awaited = self._coro.send(None)
+                if interrupt is None:
+                    awaited = self._coro.send(None)
+                else:
+                    awaited = self._coro.throw(interrupt)
             except StopIteration as stop:
                 self._check_determinism()
                 self._finish_with_result(stop.value)
+                return
+            except ContinueAsNew as cont:
+                self._check_determinism()
+                self._finish(Kind.CONTINUED, {"args": cont.args_payload})
                 return
             except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
                 self._check_determinism()
@@ -237,6 +253,8 @@ class WorkflowInstance:
         self._finish(Kind.FINISHED, {"result": result})
 
     def _finish(self, kind: Kind, data: dict[str, Any]) -> None:
+        if self._timed_out is not None and kind != Kind.CANCELLED:
+            kind, data = Kind.FAILED, self._timed_out
         self.finished = True
         self._command(kind, -1, data)
 
@@ -283,7 +301,7 @@ class WorkflowInstance:
         data = {
             "name": wf.name,
             "args": wf.encode_args(args, kwargs),
-            "child_id": child_id(self.execution_id, position),
+            "child_id": child_id(self.execution_id, position, self.run),
         }
         return self._issue(Kind.CHILD_STARTED, data)[1]
 
@@ -342,6 +360,15 @@ class WorkflowInstance:
             return
         if kind == Kind.CANCEL_REQUESTED:
             self._cancel()
+            return
+        if kind == Kind.DEADLINE_PASSED:
+            if self._timed_out is None:
+                error = WorkflowTimeoutError(
+                    f"execution {self.execution_id!r} passed its deadline "
+                    f"({event.data.get('timeout')} s)"
+                )
+                self._timed_out = error_fields(error)
+                self._interrupt = error
             return
         if kind == Kind.ACTIVITY_FAILED:
             self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1

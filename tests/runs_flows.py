@@ -1,0 +1,76 @@
+"""Workflows for the runs tests (continue-as-new, deadlines, fork, restart).
+
+Importable by name, so a restarted host finds them. Activities count their calls in a
+file, so a test sees from outside the process whether a step ran again.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dolmen
+
+
+def bump(counter: str, key: str) -> None:
+    """Append ``key`` to the counter file (one line per call, across processes)."""
+    with open(counter, "a") as f:
+        f.write(key + "\n")
+
+
+def calls(counter: str) -> list[str]:
+    if not os.path.exists(counter):
+        return []
+    with open(counter) as f:
+        return f.read().split()
+
+
+@dolmen.activity(executor="inline")
+def tick(n: int) -> int:
+    return n + 1
+
+
+@dolmen.workflow
+async def looping(n: int, total: int, until: int) -> int:
+    """Continues as new after every step until ``n`` reaches ``until``."""
+    n = await tick(n)
+    total += n
+    if n < until:
+        dolmen.continue_as_new(n, total, until)
+    return total
+
+
+@dolmen.activity(retries=0)
+def counted(counter: str, i: int, fail_at: int) -> int:
+    bump(counter, f"step{i}")
+    if i == fail_at and os.path.exists(counter + ".fail"):
+        raise RuntimeError(f"step {i} broke")
+    return i * 10
+
+
+@dolmen.workflow
+async def steps(counter: str, n: int, fail_at: int) -> list[int]:
+    """``n`` steps in a row; step ``fail_at`` fails while the file ``<counter>.fail`` exists."""
+    return [await counted(counter, i, fail_at) for i in range(n)]
+
+
+@dolmen.activity(retries=0)
+def compensate(counter: str) -> str:
+    bump(counter, "compensated")
+    return "undone"
+
+
+@dolmen.workflow(timeout=0.5)
+async def deadline_flow(counter: str) -> str:
+    """Waits for a signal that never comes; compensates when its deadline passes."""
+    try:
+        await dolmen.wait_signal("never")
+    except dolmen.WorkflowTimeoutError:
+        await compensate(counter)
+        raise
+    return "signalled"
+
+
+@dolmen.workflow
+async def sleeper(seconds: float) -> str:
+    await dolmen.sleep(seconds)
+    return "woke"
