@@ -93,9 +93,7 @@ class Dispatcher:
         for row in self._parked.pop(workflow.name, []):
             self.resume(row)
 
-    def start(
-        self, execution_id: str, eid: int, workflow: Workflow, history: list[Event]
-    ) -> None:
+    def start(self, execution_id: str, eid: int, workflow: Workflow, history: list[Event]) -> None:
         """Run a new execution (or run) whose ``history`` is durable."""
         execution = Execution(execution_id, eid, workflow)
         self.executions[execution_id] = execution

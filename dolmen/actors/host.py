@@ -218,9 +218,7 @@ class Host:
         """Create an execution (durably) and start it; an existing id is returned as is."""
         created = await self.create(workflow, args, execution_id, timeout)
         if created is not None:
-            self._dispatcher.start(
-                execution_id, created.row.eid, created.workflow, [created.first]
-            )
+            self._dispatcher.start(execution_id, created.row.eid, created.workflow, [created.first])
         return execution_id
 
     async def create(

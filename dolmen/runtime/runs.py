@@ -37,9 +37,7 @@ def next_run(first: Event, args: bytes, seq: int, ts: float, **fields: Any) -> E
     data = first.data
     carried = {k: data[k] for k in CARRIED if k in data}
     carried.update(fields)
-    return created(
-        data["workflow"], args, ts, run=int(data.get("run", 1)) + 1, seq=seq, **carried
-    )
+    return created(data["workflow"], args, ts, run=int(data.get("run", 1)) + 1, seq=seq, **carried)
 
 
 def failing_position(history: list[Event]) -> int:

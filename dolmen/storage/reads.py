@@ -75,7 +75,7 @@ def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
     continued as new or was restarted; see ``dolmen.runtime.runs``)."""
     rows = conn.execute(
         "SELECT kind, pos, ts, data FROM events WHERE eid = ? AND seq >= "
-        "(SELECT coalesce(max(seq), 0) FROM events WHERE eid = ? AND kind = 1) ORDER BY seq",
+        "(SELECT coalesce(max(seq), 0) FROM events INDEXED BY events_runs WHERE eid = ? AND kind = 1) ORDER BY seq",
         (eid, eid),
     ).fetchall()
     return [event_from_row(*r) for r in rows]
@@ -84,14 +84,15 @@ def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
 def run_starts(conn: sqlite3.Connection, eid: int) -> list[int]:
     """The seq at which each run of the execution starts, run 1 first."""
     rows = conn.execute(
-        "SELECT seq FROM events WHERE eid = ? AND kind = 1 ORDER BY seq", (eid,)
+        "SELECT seq FROM events INDEXED BY events_runs WHERE eid = ? AND kind = 1 ORDER BY seq",
+        (eid,),
     ).fetchall()
     return [r[0] for r in rows]
 
 
 def run_count(conn: sqlite3.Connection, eid: int) -> int:
     return conn.execute(
-        "SELECT count(*) FROM events WHERE eid = ? AND kind = 1", (eid,)
+        "SELECT count(*) FROM events INDEXED BY events_runs WHERE eid = ? AND kind = 1", (eid,)
     ).fetchone()[0]
 
 
