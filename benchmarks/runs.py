@@ -85,9 +85,7 @@ async def _measure(path: str, runs: int, progress: Any) -> dict[str, Any]:
 
     early, late = per_run(0.0, 0.15), per_run(0.85, 1.0)
     rss = [s[2] for s in samples if s[1] >= 0.05 * runs]
-    progress(
-        f"{runs} runs in {total:.2f} s; per run early {early * 1e3:.3f} ms, late {late * 1e3:.3f} ms"
-    )
+    progress(f"{runs} runs in {total:.2f} s; per run {early * 1e3:.3f} -> {late * 1e3:.3f} ms")
     return {
         "runs": runs,
         "seconds": total,

@@ -70,12 +70,17 @@ def descendants(conn: sqlite3.Connection, execution_id: str) -> list[ExecutionRo
     return [execution_row(r) for r in rows]
 
 
+# The runs' first events, by the index that holds only them: without stats the planner
+# would scan the execution's events instead, and that grows with every run.
+_RUNS = "FROM events INDEXED BY events_runs"
+
+
 def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
     """The history of the execution's latest run (an execution has one run unless it
     continued as new or was restarted; see ``dolmen.runtime.runs``)."""
     rows = conn.execute(
         "SELECT kind, pos, ts, data FROM events WHERE eid = ? AND seq >= "
-        "(SELECT coalesce(max(seq), 0) FROM events INDEXED BY events_runs WHERE eid = ? AND kind = 1) ORDER BY seq",
+        f"(SELECT coalesce(max(seq), 0) {_RUNS} WHERE eid = ? AND kind = 1) ORDER BY seq",
         (eid, eid),
     ).fetchall()
     return [event_from_row(*r) for r in rows]
@@ -91,9 +96,7 @@ def run_starts(conn: sqlite3.Connection, eid: int) -> list[int]:
 
 
 def run_count(conn: sqlite3.Connection, eid: int) -> int:
-    return conn.execute(
-        "SELECT count(*) FROM events INDEXED BY events_runs WHERE eid = ? AND kind = 1", (eid,)
-    ).fetchone()[0]
+    return conn.execute(f"SELECT count(*) {_RUNS} WHERE eid = ? AND kind = 1", (eid,)).fetchone()[0]
 
 
 def load_run(conn: sqlite3.Connection, row: ExecutionRow, run: int) -> list[Event]:
