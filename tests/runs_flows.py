@@ -74,3 +74,24 @@ async def deadline_flow(counter: str) -> str:
 async def sleeper(seconds: float) -> str:
     await dolmen.sleep(seconds)
     return "woke"
+
+
+@dolmen.workflow
+async def gated(counter: str) -> str:
+    """A step, a signal, a step: cancelled while it waits, then restarted."""
+    await counted(counter, 0, -1)
+    value = await dolmen.wait_signal("go")
+    await counted(counter, 1, -1)
+    return value
+
+
+@dolmen.workflow
+async def stubborn(n: int) -> str:
+    """continue_as_new inside ``except Exception``: it must not be swallowed."""
+    if n > 0:
+        return "done"
+    try:
+        dolmen.continue_as_new(n + 1)
+    except Exception:  # noqa: BLE001 - exactly what the test checks
+        return "swallowed"
+    return "unreachable"
