@@ -95,3 +95,13 @@ async def stubborn(n: int) -> str:
     except Exception:  # noqa: BLE001 - exactly what the test checks
         return "swallowed"
     return "unreachable"
+
+
+@dolmen.workflow
+async def relay(run: int) -> list:
+    """Run 1 waits for "go" and continues; run 2 reads two "x" signals, the first of
+    which arrived during run 1 (it is handed to the next run)."""
+    if run == 1:
+        await dolmen.wait_signal("go")
+        dolmen.continue_as_new(2)
+    return [await dolmen.wait_signal("x"), await dolmen.wait_signal("x")]

@@ -67,6 +67,28 @@ def test_continue_as_new_keeps_one_execution_whose_result_follows_the_chain(clie
     assert [line.split()[3] for line in out.splitlines()[1:]] == ["25"]  # the RUN column
 
 
+def test_signals_not_yet_consumed_go_to_the_next_run(client):
+    handle = client.start(f.relay, 1)
+    handle.signal("x", 1)  # received by run 1, which never waits for it
+    handle.signal("go")
+    handle.signal("x", 2)
+    assert handle.result(timeout=60) == [1, 2]
+    assert client.runs(handle.id) == 2
+
+
+def test_a_run_starts_with_what_the_previous_one_handed_over():
+    history = new_history(f.relay, 2)
+    history[0].data["signals"] = [["x", "a"], ["x", "b"]]
+    instance = dolmen.runtime.replay.WorkflowInstance(f.relay, "r", history)
+    completion = instance.activate()
+    assert completion.finished and completion.commands[-1].kind == Kind.FINISHED
+    assert codec.decode(completion.commands[-1].data["result"]) == ["a", "b"]
+    history = new_history(f.relay, 2)
+    history[0].data["cancel"] = True
+    completion = dolmen.runtime.replay.WorkflowInstance(f.relay, "r", history).activate()
+    assert [c.kind for c in completion.commands] == [Kind.SIGNAL_WAITED, Kind.CANCELLED]
+
+
 def test_continue_as_new_is_not_swallowed_by_except_exception():
     instance = dolmen.runtime.replay.WorkflowInstance(f.stubborn, "s", new_history(f.stubborn, 0))
     completion = instance.activate()

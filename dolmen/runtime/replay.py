@@ -125,6 +125,11 @@ class WorkflowInstance:
         # the execution ends failed with it, whatever the code does after catching it.
         self._interrupt: BaseException | None = None
         self._timed_out: dict[str, Any] | None = None
+        # What the previous run handed over (continue-as-new): its signals nobody waited
+        # for are in the mailbox from the start, a cancel applies after the first step.
+        for name, value in history[0].data.get("signals", ()):
+            self._mailbox.setdefault(name, deque()).append(value)
+        self._cancel_first = bool(history[0].data.get("cancel"))
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
         self._loaded = False
@@ -142,6 +147,8 @@ class WorkflowInstance:
         if not self._loaded:
             self._loaded = True
             self._run()
+            if self._cancel_first:
+                self._cancel()
             self._replay()
         batch = [] if self.finished else list(resolutions)
         if batch:
@@ -159,6 +166,11 @@ class WorkflowInstance:
     def outstanding(self) -> list[Event]:
         """Commands in the history still waiting for a resolution (to dispatch after a load)."""
         return outstanding(self.history)
+
+    def unconsumed_signals(self) -> list[list[Any]]:
+        """``[name, value]`` of the signals received and not yet waited for (in order per
+        name): a run that continues as new hands them to the next run."""
+        return [[name, value] for name, values in self._mailbox.items() for value in values]
 
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""

@@ -4,7 +4,9 @@ Every run starts with its own CREATED event, stored after the previous run's eve
 the same execution, so a run is told apart by where its CREATED sits; that event carries
 the run's number (``run``) and the sequence number it was stored at (``seq``), which is
 all a host needs to append to it and all a reader needs to find it. An execution's
-deadline is carried from run to run (``deadline``: absolute time, ``timeout``: seconds).
+deadline is carried from run to run (``deadline``: absolute time, ``timeout``: seconds);
+what a run hands to the next one rides in that event too: ``signals`` (``[name, value]``
+received and not waited for) and ``cancel`` (requested as it ended).
 
 Fork and restart build a new history from a recorded one: the prefix before a command
 position, whose results replay instead of running again.
