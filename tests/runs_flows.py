@@ -105,3 +105,18 @@ async def relay(run: int) -> list:
         await dolmen.wait_signal("go")
         dolmen.continue_as_new(2)
     return [await dolmen.wait_signal("x"), await dolmen.wait_signal("x")]
+
+
+@dolmen.workflow(timeout=0.3)
+async def slow_child() -> str:
+    await dolmen.sleep(3600)
+    return "late"
+
+
+@dolmen.workflow
+async def parent_of_slow_child() -> str:
+    """A child with its own deadline: the parent sees it fail with WorkflowTimeoutError."""
+    try:
+        return await slow_child()
+    except dolmen.ChildWorkflowError as exc:
+        return exc.type_name

@@ -128,6 +128,8 @@ def test_a_deadline_is_delivered_at_the_await_and_fails_the_execution(client, tm
         sleeper.result(timeout=60)
     with pytest.raises(ValueError, match="timeout"):
         client.start(f.sleeper, 1.0, timeout=-1)
+    # a child workflow keeps its own deadline
+    assert client.run(f.parent_of_slow_child) == "WorkflowTimeoutError"
 
 
 def test_a_deadline_fires_across_a_killed_runtime(ray_session, db_path):

@@ -28,7 +28,7 @@ from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.ids import parent_of
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
-from dolmen.runtime.runs import run_info
+from dolmen.runtime.runs import deadline_fields, run_info
 from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
@@ -274,7 +274,9 @@ class Dispatcher:
             child_id, self.store.allocate_eid(), workflow, parent=(parent.id, event.position)
         )
         # Carried to load() once the LTX is durable.
-        child.incoming = [created(event.data["name"], event.data["args"], self._clock())]
+        now = self._clock()
+        deadline = deadline_fields(workflow.timeout, now)  # a child's own, if it has one
+        child.incoming = [created(event.data["name"], event.data["args"], now, **deadline)]
         return child
 
     def durable(

@@ -35,6 +35,7 @@ from dolmen.runtime.errors import (
 )
 from dolmen.runtime.events import Event, Kind, created
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.runs import deadline_fields
 from dolmen.runtime.status import Status
 from dolmen.storage import meta, reads
 from dolmen.storage.connection import Synchronous
@@ -243,8 +244,7 @@ class Host:
         try:
             eid = self.store.allocate_eid()
             now = self._clock()
-            deadline = {} if timeout is None else {"timeout": timeout, "deadline": now + timeout}
-            first = created(wf.name, args, now, **deadline)
+            first = created(wf.name, args, now, **deadline_fields(timeout, now))
             ltx = Ltx()
             ltx.add_execution(eid, execution_id, None, first)
             try:
@@ -272,7 +272,12 @@ class Host:
     async def fork(self, source_id: str, at: int | None, new_id: str | None) -> str:
         """A new execution replaying ``source_id``'s results before position ``at`` (None:
         the step that failed), then running the current code; returns its id."""
-        return await self._repair(plan_fork(self._local(), source_id, at, new_id, self._clock()))
+        local = self._local()
+
+        def taken(execution_id: str) -> bool:
+            return execution_id in self._starting or local.get(execution_id) is not None
+
+        return await self._repair(plan_fork(local, taken, source_id, at, new_id, self._clock()))
 
     async def restart(self, execution_id: str) -> str:
         """A new run of a failed or cancelled execution, reusing its results before the

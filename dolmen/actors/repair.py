@@ -9,12 +9,13 @@ The host writes it and starts the execution from that history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from dolmen.runtime.definitions import Workflow, lookup_workflow
 from dolmen.runtime.errors import DolmenError, UnknownExecutionError
 from dolmen.runtime.events import Event, created
-from dolmen.runtime.runs import failing_position, next_run, prefix, run_info
+from dolmen.runtime.runs import deadline_fields, failing_position, next_run, prefix, run_info
 from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
@@ -47,22 +48,27 @@ def _source(store: LocalStore, execution_id: str, what: str) -> ExecutionRow:
 
 def _deadline(workflow: Workflow, first: Event, now: float) -> dict[str, float]:
     """A repaired execution gets its full timeout again, counted from now."""
-    timeout = first.data.get("timeout", workflow.timeout)
-    return {} if timeout is None else {"timeout": timeout, "deadline": now + timeout}
+    return deadline_fields(first.data.get("timeout", workflow.timeout), now)
 
 
 def plan_fork(
-    store: LocalStore, source_id: str, at: int | None, new_id: str | None, now: float
+    store: LocalStore,
+    taken: Callable[[str], bool],
+    source_id: str,
+    at: int | None,
+    new_id: str | None,
+    now: float,
 ) -> Repair:
+    """``taken(id)``: whether an execution has that id (or is being created with it)."""
     row = _source(store, source_id, "fork")
     history = store.read_history(row.eid)
     at = failing_position(history) if at is None else at
     if new_id is None:
         k = 1
-        while store.get(f"{source_id}.fork{k}") is not None:
+        while taken(f"{source_id}.fork{k}"):
             k += 1
         new_id = f"{source_id}.fork{k}"
-    elif store.get(new_id) is not None:
+    elif taken(new_id):
         raise DolmenError(f"cannot fork to {new_id!r}: an execution with that id exists")
     events = prefix(history, at, source_id, new_id)
     workflow = lookup_workflow(row.workflow)

@@ -34,6 +34,11 @@ def run_info(history: list[Event]) -> RunInfo:
     return RunInfo(int(data.get("run", 1)), int(data.get("seq", 0)))
 
 
+def deadline_fields(timeout: float | None, now: float) -> dict[str, float]:
+    """The CREATED fields of an execution that must end within ``timeout`` s of ``now``."""
+    return {} if timeout is None else {"timeout": timeout, "deadline": now + timeout}
+
+
 def next_run(first: Event, args: bytes, seq: int, ts: float, **fields: Any) -> Event:
     """The CREATED event of the run after the one ``first`` opened, stored at ``seq``."""
     data = first.data
