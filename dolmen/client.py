@@ -11,9 +11,10 @@ import atexit
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from dolmen import client_messages
 from dolmen import storage as db
 from dolmen.actors import requests
 from dolmen.actors.options import RuntimeOptions
@@ -268,6 +269,21 @@ class WorkflowHandle:
     def history(self, run: int | None = None) -> list[Event]:
         """The latest run's history, or run ``run``'s (1 = the first)."""
         return self.client.history(self.id, run)
+
+    def get_event(self, key: str, timeout: float | None = None) -> Any:
+        """The latest value the workflow set for ``key`` (``dolmen.set_event``), waiting
+        until it is set; ``ResultTimeoutError`` after ``timeout``, ``LookupError`` if the
+        execution ended without setting it."""
+        return client_messages.get_event(self._reader(), key, timeout)
+
+    def read_stream(self, key: str) -> Iterator[Any]:
+        """The values the workflow wrote to stream ``key``, in order, blocking for the
+        next; ends when the stream is closed or the execution ends."""
+        return client_messages.read_stream(self._reader(), key)
+
+    def _reader(self) -> client_messages.Reader:
+        runtime = self.client._runtime
+        return client_messages.Reader(self.client.db_path, self.id, runtime.wait_message)
 
 
 _default: Client | None = None

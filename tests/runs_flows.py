@@ -65,7 +65,8 @@ async def deadline_flow(counter: str) -> str:
     try:
         await dolmen.wait_signal("never")
     except dolmen.WorkflowTimeoutError:
-        await compensate(counter)
+        async with dolmen.shield():  # unshielded, the next await would raise it again
+            await compensate(counter)
         raise
     return "signalled"
 

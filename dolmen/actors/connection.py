@@ -29,6 +29,7 @@ from dolmen.actors.requests import (
     StartMany,
     StorageStats,
     Wait,
+    WaitMessage,
 )
 from dolmen.runtime.definitions import Workflow
 from dolmen.runtime.errors import DolmenError
@@ -73,6 +74,9 @@ class HostConnection:
 
     def restart(self, request: Restart) -> str:
         return self._call(self._actor.restart, request)
+
+    def wait_message(self, request: WaitMessage) -> bool:
+        return self._call(self._actor.wait_message, request)
 
     def describe(self, request: Describe) -> dict[str, Any]:
         return self._call(self._actor.describe, request)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dolmen.actors.execution import Execution
 from dolmen.actors.executor import ActivityExecutor
 from dolmen.actors.failures import AttemptFailed
+from dolmen.actors.heartbeats import Supervision
 from dolmen.actors.results import ResultWaiters
 from dolmen.actors.write_path import WritePath, release_flush_waiters
 from dolmen.runtime.attempt import invoke
@@ -25,7 +26,9 @@ from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
 from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
+from dolmen.runtime.ids import child_id as child_id_of
 from dolmen.runtime.ids import parent_of
+from dolmen.runtime.liveness import Liveness
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
 from dolmen.runtime.runs import deadline_fields, run_info
@@ -129,6 +132,8 @@ class Dispatcher:
         if execution.instance is not None and execution.running:
             for command in execution.instance.outstanding():
                 self._dispatch(execution, command)
+            for position in execution.instance.given_up():
+                self._cancel_operation(execution, position)  # a child may not have heard
 
     def _activate(self, execution: Execution, resolutions: list[Event]) -> None:
         instance = execution.instance
@@ -141,6 +146,10 @@ class Dispatcher:
         for command in completion.commands:
             command.ts = now  # when it was issued, not when it reached the disk
             self._dispatch(execution, command)
+        for position in completion.dropped:
+            timer = execution.timers.pop(position, None)
+            if timer is not None:
+                timer.cancel()
         if any(c.kind in FLUSH_NOW for c in completion.commands):
             self.write.start_write(execution)
         if execution.workflow.wait == "interrupt" and not completion.finished:
@@ -148,9 +157,12 @@ class Dispatcher:
 
     def _dispatch(self, execution: Execution, command: Event) -> None:
         position = command.position
+        kind = command.kind
+        if kind == Kind.OPERATION_CANCELLED:
+            self._cancel_operation(execution, position)
+            return
         if position in execution.dispatched or self._stopped:
             return
-        kind = command.kind
         if kind == Kind.ACTIVITY_SCHEDULED:
             execution.dispatched.add(position)
             activity = execution.instance.definition(position)
@@ -158,7 +170,9 @@ class Dispatcher:
             execution.tasks[position] = asyncio.create_task(
                 self._run_activity(execution, position, activity, command.data["args"], attempt)
             )
-        elif kind == Kind.TIMER_STARTED:
+        elif kind == Kind.TIMER_STARTED or (
+            kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
+        ):
             execution.dispatched.add(position)
             delay = max(0.0, command.data["fire_at"] - self._clock())
             execution.timers[position] = asyncio.get_running_loop().call_later(
@@ -175,6 +189,19 @@ class Dispatcher:
                     asyncio.ensure_future(self._report_remote_child(execution, position, child_id))
                 else:
                     self._report_child_row(execution, position, self.local.get(child_id))
+
+    def _cancel_operation(self, execution: Execution, position: int) -> None:
+        """The code gave up on ``position``: stop its attempt, timer or child."""
+        execution.dispatched.add(position)  # never dispatched again, e.g. after a load
+        task = execution.tasks.pop(position, None)
+        if task is not None:
+            task.cancel()  # a process attempt's worker is killed; a thread's is abandoned
+        timer = execution.timers.pop(position, None)
+        if timer is not None:
+            timer.cancel()
+        child = self.executions.get(child_id_of(execution.id, position))
+        if child is not None and child.running:
+            self.resolve(child, Event(Kind.CANCEL_REQUESTED))
 
     async def _report_remote_child(
         self, execution: Execution, position: int, child_id: str
@@ -223,19 +250,48 @@ class Dispatcher:
     async def _run_activity(
         self, execution: Execution, position: int, activity: Activity, args: bytes, attempt: int
     ) -> None:
+        details = execution.instance.heartbeat_details(position) if execution.instance else None
         while True:
-            info = ActivityInfo(execution.id, position, attempt, activity.name)
+            supervision = None
+            if activity.heartbeat_timeout is not None:
+                info = ActivityInfo(
+                    execution.id, position, attempt, activity.name, details, Liveness()
+                )
+                supervision = Supervision(
+                    activity.heartbeat_timeout, info.liveness, self.executor.probe(activity, info)
+                )
+            elif activity.timeout is not None:  # so a timed-out thread can notice it
+                info = ActivityInfo(
+                    execution.id, position, attempt, activity.name, details, Liveness()
+                )
+            else:
+                info = ActivityInfo(execution.id, position, attempt, activity.name, details)
             ran_on = None
             try:
                 if activity.executor == "inline":
                     result = _invoke_inline(activity, args, info)
+                elif supervision is not None:
+
+                    def record(payload: bytes, position: int = position) -> None:
+                        event = Event(
+                            Kind.HEARTBEAT_RECORDED, position, {"heartbeat_details": payload}
+                        )
+                        self.resolve(execution, event)
+
+                    result, ran_on = await supervision.run(
+                        self.executor.run_placed(activity, args, info), record
+                    )
                 elif activity.resources:
                     result, ran_on = await self.executor.run_on_resources(activity, args, info)
                 else:
                     result, ran_on = await self.executor.run_placed(activity, args, info)
             except AttemptFailed as failure:
-                final = attempt > activity.retries
+                final = activity.is_final(attempt, failure.fields)
                 data = dict(failure.fields, attempt=attempt, final=final)
+                payload = supervision.details_payload() if supervision else None
+                if payload is not None:  # what the next attempt starts from
+                    data["heartbeat_details"] = payload
+                    details = supervision.last.details
                 if self.node:  # on a cluster: which node ran it
                     data["node"] = failure.node or self.node
                 self.resolve(execution, Event(Kind.ACTIVITY_FAILED, position, data))
@@ -282,11 +338,13 @@ class Dispatcher:
     def durable(
         self, execution: Execution, resolutions: list[Event], children: list[Execution]
     ) -> bool:
+        instance = execution.instance
         for child in children:
             first, child.incoming = child.incoming, []
             self.executions[child.id] = child
             self.load(child, first)
-        instance = execution.instance
+            if instance is not None and instance.gave_up(child.parent[1]):
+                self.resolve(child, Event(Kind.CANCEL_REQUESTED))  # cancelled before it existed
         if (
             instance is not None
             and instance.finished
@@ -420,4 +478,4 @@ def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes
     try:
         return invoke(activity, args, info)
     except Exception as exc:  # noqa: BLE001 - activity code may raise anything
-        raise AttemptFailed(error_fields(exc)) from None
+        raise AttemptFailed(activity.failure_fields(exc)) from None

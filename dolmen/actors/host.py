@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from dolmen.actors.dispatch import Dispatcher
 from dolmen.actors.execution import Execution
 from dolmen.actors.executor import ActivityExecutor
+from dolmen.actors.messages import MessageBoard
 from dolmen.actors.recovery import plan_recovery
 from dolmen.actors.repair import Repair, plan_fork, plan_restart
 from dolmen.actors.results import ResultWaiters
@@ -97,6 +98,9 @@ class Host:
         self._dispatcher = Dispatcher(
             self._write_path, store, self.local_store, self.executor, self._waiters, clock, node
         )
+        self._messages = MessageBoard(lambda: self._local().reader)
+        if self.local_store is not None:
+            self._write_path.observers.append(self._messages.on_commit)
         self._starting: dict[str, asyncio.Future[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -310,6 +314,15 @@ class Host:
             if row.status is not Status.RUNNING:
                 return row.outcome()
         return await self._waiters.wait(execution_id, timeout)
+
+    async def wait_message(self, execution_id: str, after_seq: int, timeout: float | None) -> bool:
+        """Until a message of ``execution_id`` after ``after_seq`` is committed or it ends
+        (True), or ``timeout`` passes (False)."""
+        row = self._row(execution_id)
+        if row is None:
+            raise UnknownExecutionError(f"no execution with id {execution_id!r}")
+        running = row.status is Status.RUNNING
+        return await self._messages.wait(row.eid, after_seq, running, timeout)
 
     def status(self, execution_id: str) -> dict[str, Any]:
         execution = self._dispatcher.executions.get(execution_id)

@@ -36,6 +36,7 @@ from dolmen.actors.requests import (
     StartMany,
     StorageStats,
     Wait,
+    WaitMessage,
 )
 from dolmen.runtime.errors import DolmenError
 from dolmen.runtime.events import Event
@@ -262,6 +263,10 @@ class HostActor:
         host = await self._ready()
         await self.start(request.start)
         return await host.wait_result(request.start.execution_id, request.timeout)
+
+    async def wait_message(self, request: WaitMessage) -> bool:
+        host = await self._ready()
+        return await host.wait_message(request.execution_id, request.after_seq, request.timeout)
 
     async def describe(self, request: Describe) -> dict[str, Any]:
         info = (await self._ready()).status(request.execution_id)

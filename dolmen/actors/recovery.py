@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
+from dolmen.runtime.commands import outstanding
 from dolmen.runtime.events import Event, Kind
 from dolmen.runtime.outcome import Outcome
-from dolmen.runtime.replay import outstanding
 from dolmen.runtime.runs import run_info
 from dolmen.runtime.status import Status
 from dolmen.storage import meta, reads

@@ -81,6 +81,16 @@ class Restart:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WaitMessage:
+    """Wait up to ``timeout`` for a message of ``execution_id`` after history ``after_seq``
+    to be committed, or for the execution to end."""
+
+    execution_id: str
+    after_seq: int
+    timeout: float | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Describe:
     """An execution's status as the runtime sees it (loaded, activities running...)."""
 

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from dolmen.runtime import codec
 from dolmen.runtime.errors import (
     CancelledError,
+    ErrorInfo,
     NondeterminismError,
     WorkflowFailedError,
     WorkflowTimeoutError,
@@ -49,11 +50,15 @@ class Outcome(NamedTuple):
         """The data of the CHILD_FINISHED event this ending gives the child's parent."""
         if self.status is Status.FINISHED:
             return {"child_id": child_id, "result": self.result}
-        return {
+        data = {
             "child_id": child_id,
             "type": self.error_field("type", str(self.status)),
             "message": self.error_field("message", str(self.status)),
         }
+        cause = ErrorInfo.from_fields(self.error)
+        if cause is not None:  # the child's own error, chained, for the parent's .cause
+            data["cause"] = cause.fields()
+        return data
 
     def value(self, execution_id: str, hint: Any = None) -> Any:
         """The result (decoded, shaped by ``hint``), or the error this ending raises."""
@@ -71,7 +76,10 @@ class Outcome(NamedTuple):
         if self.error_field("type", "?") == WorkflowTimeoutError.__qualname__:
             raise WorkflowTimeoutError(self.error_field("message", "deadline passed"))
         raise WorkflowFailedError(
-            execution_id, self.error_field("type", "?"), self.error_field("message", "")
+            execution_id,
+            self.error_field("type", "?"),
+            self.error_field("message", ""),
+            ErrorInfo.from_fields(self.error),
         )
 
 

@@ -14,26 +14,30 @@ import functools
 import random as _random
 import time
 import uuid as _uuid
-from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dolmen.runtime import codec
+from dolmen.runtime.commands import is_final, outstanding, same_command
 from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
     ActivityError,
     ActivityTimeoutError,
+    CancelledError,
     ChildWorkflowError,
     ContinueAsNew,
+    ErrorInfo,
     NondeterminismError,
     WorkflowError,
     WorkflowTimeoutError,
     error_fields,
 )
-from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind
+from dolmen.runtime.events import RESOLUTIONS, Event, Kind
 from dolmen.runtime.ids import child_id
+from dolmen.runtime.pending import Pending
 from dolmen.runtime.runs import run_info
+from dolmen.runtime.signals import Signals
 
 
 def current_instance() -> WorkflowInstance | None:
@@ -42,46 +46,15 @@ def current_instance() -> WorkflowInstance | None:
     return instance if isinstance(instance, WorkflowInstance) else None
 
 
-class Pending:
-    """An awaitable the engine resolves; what workflow code awaits for every operation."""
-
-    __slots__ = ("done", "value", "error", "_callbacks", "join_set")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self._callbacks: list[Callable[[Pending], None]] = []
-        self.join_set: Any = None
-
-    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        if self.done:
-            return
-        self.done, self.value, self.error = True, value, error
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback(self)
-
-    def add_callback(self, callback: Callable[[Pending], None]) -> None:
-        if self.done:
-            callback(self)
-        else:
-            self._callbacks.append(callback)
-
-    def __await__(self) -> Generator[Pending, None, Any]:
-        while not self.done:
-            yield self
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
 @dataclasses.dataclass
 class Completion:
     """What one activation produced: new command events to record, in order."""
 
     commands: list[Event]
     finished: bool
+    # Positions whose host-side work is moot now (a signal wait's deadline after the
+    # signal came): the host drops their timers. Not recorded: replay needs none of it.
+    dropped: list[int] = dataclasses.field(default_factory=list)
 
 
 class WorkflowInstance:
@@ -112,8 +85,12 @@ class WorkflowInstance:
         self._next_position = 0
         self._pending: dict[int, Pending] = {}
         self._definitions: dict[int, Activity | Workflow] = {}
-        self._mailbox: dict[str, deque[Any]] = {}
-        self._signal_waiters: dict[str, deque[Pending]] = {}
+        self._signals = Signals()
+        self._interrupt: BaseException | None = None  # a cancellation being delivered
+        self._shields = 0  # ``async with dolmen.shield()`` blocks the code is inside
+        self._undelivered = False  # a cancellation came that the code has not seen yet
+        self._given_up: set[int] = set()  # positions the code cancelled
+        self._heartbeats: dict[int, bytes] = {}  # position -> last recorded details
         self._blocked_on: Pending | None = None
         self._new: list[Event] = []
         self._nondeterminism: NondeterminismError | None = None
@@ -121,15 +98,15 @@ class WorkflowInstance:
         self._closing = False
         self.finished = False
         self.run = run_info(history).number
-        # The deadline's error, thrown into the code at its next resumption; once it passed
-        # the execution ends failed with it, whatever the code does after catching it.
-        self._interrupt: BaseException | None = None
+        # Once the deadline passed, the execution ends failed with its error (delivered like
+        # a cancellation), whatever the code does after catching it.
         self._timed_out: dict[str, Any] | None = None
         # What the previous run handed over (continue-as-new): its signals nobody waited
-        # for are in the mailbox from the start, a cancel applies after the first step.
+        # for are in the mailbox from the start, a cancel is delivered at the first await.
         for name, value in history[0].data.get("signals", ()):
-            self._mailbox.setdefault(name, deque()).append(value)
-        self._cancel_first = bool(history[0].data.get("cancel"))
+            self._signals.handed_over(name, value)
+        if history[0].data.get("cancel"):
+            self.interrupt(CancelledError(f"execution {execution_id!r} was cancelled"))
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
         self._loaded = False
@@ -147,8 +124,6 @@ class WorkflowInstance:
         if not self._loaded:
             self._loaded = True
             self._run()
-            if self._cancel_first:
-                self._cancel()
             self._replay()
         batch = [] if self.finished else list(resolutions)
         if batch:
@@ -161,20 +136,40 @@ class WorkflowInstance:
             self._cursor += len(batch)
             self._apply_batch(start)
         new, self._new = self._new, []
-        return Completion(new, self.finished)
+        dropped, self._signals.dropped = self._signals.dropped, []
+        return Completion(new, self.finished, dropped)
 
     def outstanding(self) -> list[Event]:
         """Commands in the history still waiting for a resolution (to dispatch after a load)."""
-        return outstanding(self.history)
+        pending = self._pending
+        return [
+            e
+            for e in outstanding(self.history)
+            if e.position not in pending or not pending[e.position].done
+        ]
+
+    def gave_up(self, position: int) -> bool:
+        """Whether the code cancelled the operation at ``position``."""
+        return position in self._given_up
+
+    def given_up(self) -> list[int]:
+        """Positions the code cancelled whose operation had not ended (to re-send after a
+        load: a child may still run)."""
+        return sorted(p for p in self._given_up if p in self._definitions)
 
     def unconsumed_signals(self) -> list[list[Any]]:
         """``[name, value]`` of the signals received and not yet waited for (in order per
         name): a run that continues as new hands them to the next run."""
-        return [[name, value] for name, values in self._mailbox.items() for value in values]
+        return self._signals.unconsumed()
 
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
         return self._failed_attempts.get(position, 0)
+
+    def heartbeat_details(self, position: int) -> Any:
+        """The last heartbeat details recorded for the activity at ``position``, or None."""
+        payload = self._heartbeats.get(position)
+        return None if payload is None else codec.decode(payload)
 
     def definition(self, position: int) -> Activity | Workflow:
         return self._definitions[position]
@@ -217,15 +212,14 @@ class WorkflowInstance:
     def _run(self) -> None:
         """Resume the coroutine until it blocks on an unresolved operation or ends."""
         while not self.finished:
-            interrupt, self._interrupt = self._interrupt, None
-            if interrupt is None and self._blocked_on is not None and not self._blocked_on.done:
-                return
+            throw = None
+            if self._blocked_on is not None and not self._blocked_on.done:
+                if self._interrupt is None or self._shields:
+                    return
+                throw = self._deliver_interrupt()
             token = CURRENT_WORKFLOW.set(self)
             try:
-                if interrupt is None:
-                    awaited = self._coro.send(None)
-                else:
-                    awaited = self._coro.throw(interrupt)
+                awaited = self._coro.throw(throw) if throw else self._coro.send(None)
             except StopIteration as stop:
                 self._check_determinism()
                 self._finish_with_result(stop.value)
@@ -236,7 +230,10 @@ class WorkflowInstance:
                 return
             except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
                 self._check_determinism()
-                self._finish(Kind.FAILED, error_fields(exc))
+                if isinstance(exc, CancelledError) and self._interrupt is not None:
+                    self._finish(Kind.CANCELLED, {})  # the cancellation went unhandled
+                else:
+                    self._finish(Kind.FAILED, error_fields(exc))
                 return
             finally:
                 CURRENT_WORKFLOW.reset(token)
@@ -298,7 +295,7 @@ class WorkflowInstance:
         position = self._next_position
         self._next_position += 1
         event = self._command(kind, position, data)
-        pending = Pending()
+        pending = Pending(position)
         self._pending[position] = pending
         return event, pending
 
@@ -323,14 +320,42 @@ class WorkflowInstance:
         data = {"seconds": float(seconds), "fire_at": self._clock() + seconds}
         return self._issue(Kind.TIMER_STARTED, data)[1]
 
-    def wait_signal(self, name: str) -> Pending:
-        pending = self._issue(Kind.SIGNAL_WAITED, {"name": name})[1]
-        mailbox = self._mailbox.get(name)
-        if mailbox:
-            pending.resolve(mailbox.popleft())
-        else:
-            self._signal_waiters.setdefault(name, deque()).append(pending)
+    def wait_signal(self, name: str, timeout: float | None = None) -> Pending:
+        data: dict[str, Any] = {"name": name}
+        if timeout is not None:
+            if timeout < 0:
+                raise ValueError(f"wait_signal needs timeout >= 0 seconds, not {timeout}")
+            # The deadline is recorded with the wait (durable before the code goes on), so
+            # a restarted host fires it at the same moment and replay sees the same outcome.
+            data["timeout"] = float(timeout)
+            data["fire_at"] = self._clock() + timeout
+        pending = self._issue(Kind.SIGNAL_WAITED, data)[1]
+        self._signals.wait(pending, name, timeout)
         return pending
+
+    def cancel_operation(self, pending: Pending, error: BaseException | None = None) -> None:
+        """Workflow code gave up on ``pending`` (a ``first`` loser, a join set left with it
+        unfinished): recorded, so the host cancels its activity or child, drops its timer,
+        or withdraws its signal wait, and replay does the same."""
+        if pending.position < 0 or self.finished or self._closing:
+            return  # closing (evicted, or ended): the coroutine's unwinding records nothing
+        if pending.done:
+            self._signals.give_back(pending)
+            return
+        self._check_determinism()
+        self._command(Kind.OPERATION_CANCELLED, pending.position, {})
+        self._given_up.add(pending.position)
+        self._signals.withdraw(pending)
+        pending.resolve(None, error or CancelledError(f"operation at position {pending.position}"))
+
+    def publish(self, kind: Kind, key: str, value: Any = None) -> None:
+        """A message out (an event set, a stream value, a stream's end): recorded."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a message key is a non-empty string, not {key!r}")
+        data: dict[str, Any] = {"key": key}
+        if kind != Kind.STREAM_CLOSED:
+            data["value"] = codec.encode(value, f"the value of {kind.name.lower()} {key!r}")
+        self._issue(kind, data)[1].resolve()
 
     def record_value(self, what: str, produce: Callable[[], Any]) -> Any:
         """``now``/``random``/``uuid4``: produced live once, then replayed from history."""
@@ -364,14 +389,10 @@ class WorkflowInstance:
         kind = event.kind
         if kind == Kind.SIGNAL_RECEIVED:
             name, value = event.data["name"], event.data.get("value")
-            waiters = self._signal_waiters.get(name)
-            if waiters:
-                waiters.popleft().resolve(value)
-            else:
-                self._mailbox.setdefault(name, deque()).append(value)
+            self._signals.received(name, index, value)
             return
-        if kind == Kind.CANCEL_REQUESTED:
-            self._cancel()
+        if kind == Kind.TIMER_FIRED and self._signals.is_timed(event.position):
+            self._signals.timed_out(self._pending[event.position], index)
             return
         if kind == Kind.DEADLINE_PASSED:
             if self._timed_out is None:
@@ -380,16 +401,25 @@ class WorkflowInstance:
                     f"({event.data.get('timeout')} s)"
                 )
                 self._timed_out = error_fields(error)
-                self._interrupt = error
+                self.interrupt(error)
             return
+        if kind == Kind.CANCEL_REQUESTED:  # a second one during a shield changes nothing
+            self.interrupt(CancelledError(f"execution {self.execution_id!r} was cancelled"))
+            return
+        if kind in (Kind.ACTIVITY_FAILED, Kind.HEARTBEAT_RECORDED):
+            if "heartbeat_details" in event.data:
+                self._heartbeats[event.position] = event.data["heartbeat_details"]
         if kind == Kind.ACTIVITY_FAILED:
             self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1
-        if kind not in RESOLUTIONS or not _is_final(event):
+        if kind not in RESOLUTIONS or not is_final(event):
             return  # a retried attempt: recorded, resolves nothing
         pending = self._pending.get(event.position)
         if pending is None:
             raise self._mismatch(event.describe(), "no operation at that position", index)
+        if pending.done:
+            return  # cancelled by the code, or a wait whose signal came first
         value, error = self._outcome(event)
+        pending.order = index
         pending.resolve(value, error)
 
     def _outcome(self, event: Event) -> tuple[Any, BaseException | None]:
@@ -402,43 +432,45 @@ class WorkflowInstance:
             return codec.decode(data["result"], hint), None
         name = definition.name if definition is not None else "?"
         if event.kind == Kind.CHILD_FINISHED:
-            return None, ChildWorkflowError(data.get("child_id", ""), data["type"], data["message"])
+            child, cause = data.get("child_id", ""), ErrorInfo.from_fields(data.get("cause"))
+            return None, ChildWorkflowError(child, data["type"], data["message"], cause)
+        cause = ErrorInfo.from_fields(data)  # the activity's exception, with its own causes
         error_type = ActivityTimeoutError if data.get("timeout") else ActivityError
-        return None, error_type(name, data["type"], data["message"], data.get("attempt", 1))
+        attempts = data.get("attempt", 1)
+        return None, error_type(name, data["type"], data["message"], attempts, cause)
 
-    def _cancel(self) -> None:
-        if self.finished:
-            return
-        self.close()
-        self._closing = False
-        self._finish(Kind.CANCELLED, {})
+    # ---- cancellation ----------------------------------------------------------------
 
+    def interrupt(self, error: BaseException) -> None:
+        """Deliver ``error`` at the await the code is blocked on (now, or when the last
+        ``shield`` ends), and at every unshielded await after it: the operations pending
+        then are cancelled (recorded), and work the code starts under ``shield`` runs."""
+        if self._interrupt is None:
+            self._interrupt = error
+        self._undelivered = True
 
-def outstanding(history: list[Event]) -> list[Event]:
-    """Activities, timers and children issued in ``history`` and not yet resolved."""
-    resolved = {
-        e.position
-        for e in history
-        if e.kind in RESOLUTIONS and e.kind != Kind.SIGNAL_RECEIVED and _is_final(e)
-    }
-    waiting = (Kind.ACTIVITY_SCHEDULED, Kind.TIMER_STARTED, Kind.CHILD_STARTED)
-    return [e for e in history if e.kind in waiting and e.position not in resolved]
+    def _deliver_interrupt(self) -> BaseException | None:
+        """Cancel what is pending; the error to throw in if the awaited one still waits."""
+        self._undelivered = False
+        for pending in list(self._pending.values()):
+            if not pending.done:  # each raises the interrupt (a cancel, a deadline) when awaited
+                self.cancel_operation(pending, self._fresh_interrupt())
+        blocked = self._blocked_on
+        return None if blocked is not None and blocked.done else self._fresh_interrupt()
 
+    def _fresh_interrupt(self) -> BaseException:
+        # A new exception each time: one raised again would pile up tracebacks.
+        error = self._interrupt
+        return type(error)(*error.args)
 
-def _is_final(event: Event) -> bool:
-    return event.kind != Kind.ACTIVITY_FAILED or event.data.get("final", True)
+    def enter_shield(self) -> None:
+        self._shields += 1
 
-
-def same_command(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -> bool:
-    """Whether a re-issued command matches its recorded twin (recorded values excepted)."""
-    if kind in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
-        return issued["name"] == recorded.get("name") and issued["args"] == recorded.get("args")
-    if kind == Kind.TIMER_STARTED:
-        return issued["seconds"] == recorded.get("seconds")
-    if kind == Kind.SIGNAL_WAITED:
-        return issued["name"] == recorded.get("name")
-    if kind == Kind.VALUE_RECORDED:
-        return issued["what"] == recorded.get("what")
-    if kind in TERMINAL:
-        return True
-    return issued == recorded
+    def exit_shield(self) -> BaseException | None:
+        """Leave a shield; the interrupt to raise now if it was the last one and one came
+        that the code has not seen yet."""
+        self._shields -= 1
+        if self._shields or not self._undelivered:
+            return None
+        self._undelivered = False
+        return self._fresh_interrupt()

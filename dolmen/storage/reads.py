@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 from dolmen.runtime.errors import UnknownExecutionError
-from dolmen.runtime.events import Event
+from dolmen.runtime.events import MESSAGES, Event
 from dolmen.runtime.ids import descendant_bounds
 from dolmen.runtime.status import Status
 from dolmen.storage.records import EXECUTION_COLUMNS, ExecutionRow, event_from_row, execution_row
@@ -68,6 +68,21 @@ def descendants(conn: sqlite3.Connection, execution_id: str) -> list[ExecutionRo
         (low, high),
     ).fetchall()
     return [execution_row(r) for r in rows]
+
+
+def load_messages(
+    conn: sqlite3.Connection, eid: int, after_seq: int = -1
+) -> list[tuple[int, Event]]:
+    """The messages (events set, stream values and ends) recorded after ``after_seq``."""
+    rows = conn.execute(
+        "SELECT seq, kind, pos, ts, data FROM events WHERE eid = ? AND seq > ? "
+        "AND kind IN (?, ?, ?) ORDER BY seq",
+        (eid, after_seq, *MESSAGE_KINDS),
+    ).fetchall()
+    return [(seq, event_from_row(*rest)) for seq, *rest in rows]
+
+
+MESSAGE_KINDS = tuple(int(k) for k in sorted(MESSAGES))
 
 
 # The runs' first events, by the index that holds only them: without stats the planner
