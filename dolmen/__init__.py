@@ -3,6 +3,7 @@
 from dolmen import native
 from dolmen.client import Client, WorkflowHandle, connect, run, start
 from dolmen.runtime.c_activity import CLibraryError, c_activity
+from dolmen.runtime.cancellation import shield
 from dolmen.runtime.context import ActivityInfo, activity_info
 from dolmen.runtime.definitions import Activity, Workflow, activity, workflow
 from dolmen.runtime.errors import (
@@ -12,18 +13,26 @@ from dolmen.runtime.errors import (
     ChildWorkflowError,
     DolmenError,
     EncodingError,
+    ErrorInfo,
     NondeterminismError,
     NondeterministicCallError,
+    NonRetryableError,
     ResultTimeoutError,
     StorageError,
     UnknownExecutionError,
     UnknownWorkflowError,
+    WaitTimeoutError,
     WorkflowError,
     WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
+from dolmen.runtime.liveness import activity_cancelled, heartbeat
+from dolmen.runtime.messages import close_stream, set_event, write_stream
+from dolmen.runtime.races import first
 from dolmen.runtime.workflow_api import (
     JoinSet,
+    continue_as_new,
     deprecate_patch,
     gather,
     join_set,
@@ -48,36 +57,48 @@ __all__ = [
     "Client",
     "DolmenError",
     "EncodingError",
+    "ErrorInfo",
     "ExecError",
     "ExecResult",
     "JoinSet",
     "NondeterminismError",
     "NondeterministicCallError",
+    "NonRetryableError",
     "ResultTimeoutError",
     "StorageError",
     "UnknownExecutionError",
     "UnknownWorkflowError",
     "UpgradeReport",
+    "WaitTimeoutError",
     "Workflow",
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowTimeoutError",
     "activity",
+    "activity_cancelled",
     "activity_info",
     "c_activity",
+    "close_stream",
     "connect",
     "deprecate_patch",
+    "continue_as_new",
     "exec_activity",
+    "first",
     "gather",
+    "heartbeat",
     "join_set",
     "native",
     "now",
     "patched",
     "random",
     "run",
+    "set_event",
+    "shield",
     "sleep",
     "start",
     "uuid4",
     "wait_signal",
     "workflow",
+    "write_stream",
 ]

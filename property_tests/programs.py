@@ -21,6 +21,13 @@ Instructions::
     ["if", ref, then, else]     branch on an earlier value
     ["patch", id, then, else]   then if dolmen.patched(id) (always, in a fresh run), else else
     ["loop", n, body]           body n times
+    ["first", items, secs, sig] dolmen.first(items..., sleep(secs)?, wait_signal(sig)?)
+                                -> ["first", base, count, index, value] (or a caught error)
+    ["wait-timeout", name, s]   wait_signal(name, timeout=s) -> the value, or "timeout"
+    ["event", key, x] / ["stream", key, x] / ["close", key]   messages out
+    ["shield", body]            body inside ``async with dolmen.shield()``
+
+``first``'s ``secs`` and ``sig`` may be None (no sleep, no signal wait among the racers).
 
 Items of a join set or gather are ``x`` (step(x)) or ``["fail", msg]`` (boom(msg)).
 """
@@ -177,6 +184,26 @@ class _Run:
         elif op == "uuid":
             self.issued()
             values.append(["uuid", str(dolmen.uuid4())])
+        elif op == "first":
+            await self.first(ins)
+        elif op == "wait-timeout":
+            self.issued()
+            try:
+                values.append(["wt", ins[1], await dolmen.wait_signal(ins[1], timeout=ins[2])])
+            except dolmen.WaitTimeoutError:
+                values.append(["wt", ins[1], "timeout"])
+        elif op in ("event", "stream", "close"):
+            self.issued()
+            if op == "event":
+                dolmen.set_event(ins[1], ins[2])
+            elif op == "stream":
+                dolmen.write_stream(ins[1], ins[2])
+            else:
+                dolmen.close_stream(ins[1])
+            values.append([op, ins[1]])
+        elif op == "shield":
+            async with dolmen.shield():
+                await self.block(ins[1])
         elif op == "if":
             ref = values[ins[1] % len(values)] if values else None
             await self.block(ins[2] if stable_hash(ref) % 2 == 0 else ins[3])
@@ -189,6 +216,24 @@ class _Run:
             await self.block(ins[2] if dolmen.patched(ins[1]) else ins[3])
         else:
             raise ValueError(f"unknown instruction {ins!r}")
+
+    async def first(self, ins: list) -> None:
+        items, seconds, signal = ins[1], ins[2], ins[3]
+        base = self.position
+        racers = [self.operation(item) for item in items]
+        if seconds is not None:
+            self.issued()
+            racers.append(dolmen.sleep(seconds))
+        if signal is not None:
+            self.issued()
+            racers.append(dolmen.wait_signal(signal))
+        try:
+            index, value = await dolmen.first(*racers)
+        except dolmen.ActivityError as exc:
+            self.values.append(["first-err", base, len(racers), exc.message])
+            return
+        won_signal = signal if signal is not None and index == len(racers) - 1 else None
+        self.values.append(["first", base, len(racers), index, value, won_signal])
 
 
 async def _interpret(program: list) -> dict:
@@ -218,8 +263,28 @@ def _item() -> st.SearchStrategy[Any]:
     return st.one_of(small_ints, small_ints, st.tuples(st.just("fail"), messages).map(list))
 
 
+def race_instructions(signals: bool, seconds: st.SearchStrategy[float]) -> list:
+    """``first``, signal timeouts, messages (the instructions of issue 13)."""
+    keys = st.sampled_from(["k1", "k2"])
+    signal = st.sampled_from([*SIGNAL_NAMES, None]) if signals else st.none()
+    options = [
+        st.tuples(
+            st.just("first"),
+            st.lists(_item(), min_size=0, max_size=3),
+            st.one_of(st.none(), seconds),
+            signal,
+        ).filter(lambda t: t[1] or t[2] is not None or t[3] is not None),
+        st.tuples(st.just("event"), keys, small_ints),
+        st.tuples(st.just("stream"), keys, small_ints),
+        st.tuples(st.just("close"), keys),
+    ]
+    if signals:
+        options.append(st.tuples(st.just("wait-timeout"), st.sampled_from(SIGNAL_NAMES), seconds))
+    return [st.one_of(*options).map(list)]
+
+
 def simple_instructions(
-    signals: bool = True, uncaught: bool = False, long_sleeps: bool = True
+    signals: bool = True, uncaught: bool = False, long_sleeps: bool = True, races: bool = False
 ) -> st.SearchStrategy[list]:
     seconds = (
         st.sampled_from([0.0, 0.001, 1.0, 60.0, 7200.0])
@@ -241,6 +306,8 @@ def simple_instructions(
     ]
     if signals:
         options.append(st.tuples(st.just("signal"), st.sampled_from(SIGNAL_NAMES)))
+    if races:
+        options += race_instructions(signals, seconds)
     return st.one_of(*options).map(list)
 
 
@@ -256,9 +323,11 @@ def programs(
     children: bool = True,
     uncaught: bool = False,
     long_sleeps: bool = True,
+    races: bool = False,
 ) -> st.SearchStrategy[list]:
-    """Random programs; children never wait for signals (signals go to the top level)."""
-    simple = simple_instructions(signals, uncaught, long_sleeps)
+    """Random programs; children never wait for signals (signals go to the top level).
+    ``races`` adds ``first``, signal timeouts, messages and shields."""
+    simple = simple_instructions(signals, uncaught, long_sleeps, races)
     if depth <= 0:
         return st.lists(simple, max_size=max_size)
     inner = programs(
@@ -268,12 +337,15 @@ def programs(
         children=children,
         uncaught=uncaught,
         long_sleeps=long_sleeps,
+        races=races,
     )
     nested = [
         st.tuples(st.just("if"), st.integers(0, 20), inner, inner).map(list),
         st.tuples(st.just("loop"), st.integers(0, 3), inner).map(list),
         st.tuples(st.just("patch"), st.sampled_from(["p1", "p2"]), inner, inner).map(list),
     ]
+    if races:
+        nested.append(st.tuples(st.just("shield"), inner).map(list))
     if children:
         child = programs(
             depth - 1,
@@ -282,6 +354,7 @@ def programs(
             children=children,
             uncaught=True,
             long_sleeps=long_sleeps,
+            races=races,
         )
         caught = st.booleans() if uncaught else st.just(True)
         nested.append(st.tuples(st.just("child"), child, caught).map(list))
@@ -292,8 +365,12 @@ def signal_budget(program: list) -> collections.Counter[str]:
     """At most how many signals of each name the program can wait for."""
     total: collections.Counter[str] = collections.Counter()
     for ins in program:
-        if ins[0] == "signal":
+        if ins[0] in ("signal", "wait-timeout"):
             total[ins[1]] += 1
+        elif ins[0] == "first" and ins[3] is not None:
+            total[ins[3]] += 1
+        elif ins[0] == "shield":
+            total.update(signal_budget(ins[1]))
         elif ins[0] in ("if", "patch"):
             then, other = signal_budget(ins[2]), signal_budget(ins[3])
             total.update(then | other)
@@ -430,12 +507,16 @@ def check_well_formed(history: list[Event]) -> None:
     assert all(e.kind != Kind.CREATED for e in history[1:])
     issued: dict[int, Kind] = {}
     final: set[int] = set()
+    cancelled: set[int] = set()
     next_position = 0
     for index, e in enumerate(history[1:], start=1):
         if e.kind in TERMINAL:
             assert index == len(history) - 1, f"terminal event at {index} is not last"
         elif e.kind == Kind.MARKER:
             assert e.position == -1 and isinstance(e.data.get("patch"), str), e
+        elif e.kind == Kind.OPERATION_CANCELLED:  # names the operation it cancels
+            assert e.position in issued and e.position not in cancelled, e
+            cancelled.add(e.position)
         elif e.is_command:
             assert e.position == next_position, f"command {index} has position {e.position}"
             issued[e.position] = e.kind
@@ -445,12 +526,13 @@ def check_well_formed(history: list[Event]) -> None:
         else:
             assert e.position in issued, f"resolution {index} for unissued position {e.position}"
             expected = {
-                Kind.ACTIVITY_COMPLETED: Kind.ACTIVITY_SCHEDULED,
-                Kind.ACTIVITY_FAILED: Kind.ACTIVITY_SCHEDULED,
-                Kind.TIMER_FIRED: Kind.TIMER_STARTED,
-                Kind.CHILD_FINISHED: Kind.CHILD_STARTED,
+                Kind.ACTIVITY_COMPLETED: {Kind.ACTIVITY_SCHEDULED},
+                Kind.ACTIVITY_FAILED: {Kind.ACTIVITY_SCHEDULED},
+                Kind.TIMER_FIRED: {Kind.TIMER_STARTED, Kind.SIGNAL_WAITED},  # or a deadline
+                Kind.CHILD_FINISHED: {Kind.CHILD_STARTED},
             }[e.kind]
-            assert issued[e.position] == expected, f"resolution {index} does not match"
+            assert issued[e.position] in expected, f"resolution {index} does not match"
+            assert e.position not in cancelled, f"resolution {index} after its cancel"
             is_final = e.kind != Kind.ACTIVITY_FAILED or e.data.get("final", True)
             if is_final:
                 assert e.position not in final, f"position {e.position} resolved twice"
@@ -492,6 +574,30 @@ def check_result_against_history(result: dict, history: list[Event]) -> None:
             seen[name] += 1
         elif tag == "act":
             assert isinstance(entry[1], list) and len(entry[1]) == 2
+        elif tag == "first":
+            # The winner resolved first in recorded order among the racers that resolve by
+            # position (activities, the timer); the others were cancelled or lost.
+            _, base, count, index, value, won_signal = entry
+            if won_signal is not None:  # it took the next signal of that name
+                assert value == received[won_signal][seen[won_signal]], (entry, received)
+                seen[won_signal] += 1
+            order = [
+                p
+                for e in history
+                if e.kind in (Kind.ACTIVITY_COMPLETED, Kind.ACTIVITY_FAILED, Kind.TIMER_FIRED)
+                and e.data.get("final", True)
+                for p in [e.position]
+                if base <= p < base + count
+            ]
+            if order and base + index in order:
+                assert order[0] == base + index, (entry, order)
+            cancels = {e.position for e in history if e.kind == Kind.OPERATION_CANCELLED}
+            assert base + index not in cancels, entry
+        elif tag == "wt":
+            _, name, value = entry
+            if value != "timeout":
+                assert value == received[name][seen[name]], (entry, received[name])
+                seen[name] += 1
 
 
 def _position_of(value: Any) -> int:

@@ -21,7 +21,7 @@ randoms = st.randoms(use_true_random=False)
 
 @examples(150)
 @given(
-    program=programs(),
+    program=programs(races=True),
     rng=randoms,
     batch_rate=st.sampled_from([0.0, 0.3, 0.9]),
     crash_rate=st.sampled_from([0.0, 0.0, 0.3]),

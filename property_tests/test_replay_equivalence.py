@@ -23,7 +23,7 @@ randoms = st.randoms(use_true_random=False)
 
 
 @examples(150)
-@given(program=programs(uncaught=True), rng=randoms)
+@given(program=programs(uncaught=True, races=True), rng=randoms)
 def test_replay_issues_the_same_commands_and_result_and_runs_no_activity(program, rng):
     sim = run_program(program, rng)
     history = sim.history

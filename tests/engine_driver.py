@@ -43,7 +43,7 @@ def run_to_end(
 
 
 def resolve(instance: WorkflowInstance, command: Event, calls: list[str] | None) -> Event:
-    if command.kind == Kind.TIMER_STARTED:
+    if command.kind in (Kind.TIMER_STARTED, Kind.SIGNAL_WAITED):  # a timer or a deadline
         return Event(Kind.TIMER_FIRED, command.position)
     definition = instance.definition(command.position)
     args, kwargs = definition.decode_args(command.data["args"])

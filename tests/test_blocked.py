@@ -111,7 +111,7 @@ def test_diverging_code_blocks_keeps_signals_and_resume_finishes_it(tmp_path):
 def test_old_databases_with_nondeterministic_rows_read_as_blocked(tmp_path):
     path = str(tmp_path / "old.db")
     conn = sqlite3.connect(path, isolation_level=None)
-    # A file as dolmen wrote it before migration 2: schema 1, a 'nondeterministic' row.
+    # A file as dolmen wrote it before migration 3: schema 1, a 'nondeterministic' row.
     conn.execute(f"PRAGMA application_id = {schema.APPLICATION_ID}")
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
     for statement in filter(str.strip, schema.MIGRATIONS[0].split(";")):

@@ -17,18 +17,19 @@ import logging
 from collections.abc import Callable
 
 from dolmen.actors.execution import Execution
-from dolmen.actors.executor import ActivityExecutor
+from dolmen.actors.executor import ActivityExecutor, invoke_inline
 from dolmen.actors.failures import AttemptFailed
+from dolmen.actors.heartbeats import attempt_info, supervise
 from dolmen.actors.results import ResultWaiters
 from dolmen.actors.write_path import WritePath, release_flush_waiters
-from dolmen.runtime.attempt import invoke
-from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
 from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
+from dolmen.runtime.ids import child_id as child_id_of
 from dolmen.runtime.ids import parent_of
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
+from dolmen.runtime.runs import deadline_fields, run_info
 from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
@@ -118,10 +119,11 @@ class Dispatcher:
         else:
             self._reload_remote(execution)
 
-    def start(self, execution_id: str, eid: int, workflow: Workflow, first: Event) -> None:
+    def start(self, execution_id: str, eid: int, workflow: Workflow, history: list[Event]) -> None:
+        """Run a new execution (or run) whose ``history`` is durable."""
         execution = Execution(execution_id, eid, workflow)
         self.executions[execution_id] = execution
-        self.load(execution, [first])
+        self.load(execution, history)
 
     def drop_all(self) -> None:
         """Let go of every execution without writing: another host now owns them."""
@@ -143,6 +145,7 @@ class Dispatcher:
     def load(self, execution: Execution, history: list[Event]) -> None:
         """(Re)build the instance by replaying ``history``, then dispatch what is pending."""
         execution.durable = len(history)
+        execution.base = run_info(history).base
         execution.instance = WorkflowInstance(
             execution.workflow, execution.id, history, clock=self._clock
         )
@@ -152,10 +155,13 @@ class Dispatcher:
             # (its ending is written after this), a diverging one blocks it again.
             execution.unblocking = False
             self.write.post(Ltx(statuses=[StatusRecord(Status.RUNNING, None, None, execution.eid)]))
+        self._arm_deadline(execution, history)
         self._activate(execution, [])
         if execution.instance is not None and execution.running:
             for command in execution.instance.outstanding():
                 self._dispatch(execution, command)
+            for position in execution.instance.given_up():
+                self._cancel_operation(execution, position)  # a child may not have heard
 
     def _activate(self, execution: Execution, resolutions: list[Event]) -> None:
         instance = execution.instance
@@ -168,6 +174,10 @@ class Dispatcher:
         for command in completion.commands:
             command.ts = now  # when it was issued, not when it reached the disk
             self._dispatch(execution, command)
+        for position in completion.dropped:
+            timer = execution.timers.pop(position, None)
+            if timer is not None:
+                timer.cancel()
         if any(c.kind in FLUSH_NOW for c in completion.commands):
             self.write.start_write(execution)
         if execution.workflow.wait == "interrupt" and not completion.finished:
@@ -175,9 +185,12 @@ class Dispatcher:
 
     def _dispatch(self, execution: Execution, command: Event) -> None:
         position = command.position
+        kind = command.kind
+        if kind == Kind.OPERATION_CANCELLED:
+            self._cancel_operation(execution, position)
+            return
         if position in execution.dispatched or self._stopped:
             return
-        kind = command.kind
         if kind == Kind.ACTIVITY_SCHEDULED:
             execution.dispatched.add(position)
             activity = execution.instance.definition(position)
@@ -185,7 +198,9 @@ class Dispatcher:
             execution.tasks[position] = asyncio.create_task(
                 self._run_activity(execution, position, activity, command.data["args"], attempt)
             )
-        elif kind == Kind.TIMER_STARTED:
+        elif kind == Kind.TIMER_STARTED or (
+            kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
+        ):
             execution.dispatched.add(position)
             delay = max(0.0, command.data["fire_at"] - self._clock())
             execution.timers[position] = asyncio.get_running_loop().call_later(
@@ -203,6 +218,19 @@ class Dispatcher:
                 else:
                     self._report_child_row(execution, position, self.local.get(child_id))
 
+    def _cancel_operation(self, execution: Execution, position: int) -> None:
+        """The code gave up on ``position``: stop its attempt, timer or child."""
+        execution.dispatched.add(position)  # never dispatched again, e.g. after a load
+        task = execution.tasks.pop(position, None)
+        if task is not None:
+            task.cancel()  # a process attempt's worker is killed; a thread's is abandoned
+        timer = execution.timers.pop(position, None)
+        if timer is not None:
+            timer.cancel()
+        child = self.executions.get(child_id_of(execution.id, position))
+        if child is not None and child.running:
+            self.resolve(child, Event(Kind.CANCEL_REQUESTED))
+
     async def _report_remote_child(
         self, execution: Execution, position: int, child_id: str
     ) -> None:
@@ -216,6 +244,33 @@ class Dispatcher:
             data = row.outcome().child_finished(row.id)
             self.resolve(execution, Event(Kind.CHILD_FINISHED, position, data))
 
+    def _arm_deadline(self, execution: Execution, history: list[Event]) -> None:
+        """The execution's deadline as a timer (key -1), unless it passed already."""
+        deadline = history[0].data.get("deadline")
+        if deadline is None or DEADLINE in execution.timers or self._stopped:
+            return
+        if any(e.kind == Kind.DEADLINE_PASSED for e in history):
+            return
+        execution.timers[DEADLINE] = asyncio.get_running_loop().call_later(
+            max(0.0, deadline - self._clock()), self._deadline_passed, execution, history[0]
+        )
+
+    def _deadline_passed(self, execution: Execution, first: Event) -> None:
+        execution.timers.pop(DEADLINE, None)
+        data = {"timeout": first.data.get("timeout"), "deadline": first.data["deadline"]}
+        self.resolve(execution, Event(Kind.DEADLINE_PASSED, -1, data))
+
+    def _next_run(self, execution: Execution) -> None:
+        """The run ended by continue-as-new is durable with the next one's first event:
+        the old run's work stops, the new run starts in the same ``Execution``."""
+        first, execution.next_run = execution.next_run, None
+        _cancel_work(execution)
+        execution.tasks.clear()
+        execution.timers.clear()
+        execution.dispatched.clear()
+        execution.children.clear()  # they run on; their endings resolve nothing now
+        self.load(execution, [first])
+
     def _timer_fired(self, execution: Execution, position: int) -> None:
         execution.timers.pop(position, None)
         self.resolve(execution, Event(Kind.TIMER_FIRED, position))
@@ -223,19 +278,36 @@ class Dispatcher:
     async def _run_activity(
         self, execution: Execution, position: int, activity: Activity, args: bytes, attempt: int
     ) -> None:
+        details = execution.instance.heartbeat_details(position) if execution.instance else None
         while True:
-            info = ActivityInfo(execution.id, position, attempt, activity.name)
+            info = attempt_info(execution.id, position, attempt, activity, details)
+            supervision = supervise(activity, info, self.executor.probe)
             ran_on = None
             try:
                 if activity.executor == "inline":
-                    result = _invoke_inline(activity, args, info)
+                    result = invoke_inline(activity, args, info)
+                elif supervision is not None:
+
+                    def record(payload: bytes, position: int = position) -> None:
+                        event = Event(
+                            Kind.HEARTBEAT_RECORDED, position, {"heartbeat_details": payload}
+                        )
+                        self.resolve(execution, event)
+
+                    result, ran_on = await supervision.run(
+                        self.executor.run_placed(activity, args, info), record
+                    )
                 elif activity.resources:
                     result, ran_on = await self.executor.run_on_resources(activity, args, info)
                 else:
                     result, ran_on = await self.executor.run_placed(activity, args, info)
             except AttemptFailed as failure:
-                final = attempt > activity.retries
+                final = activity.is_final(attempt, failure.fields)
                 data = dict(failure.fields, attempt=attempt, final=final)
+                payload = supervision.details_payload() if supervision else None
+                if payload is not None:  # what the next attempt starts from
+                    data["heartbeat_details"] = payload
+                    details = supervision.last.details
                 if self.node:  # on a cluster: which node ran it
                     data["node"] = failure.node or self.node
                 self.resolve(execution, Event(Kind.ACTIVITY_FAILED, position, data))
@@ -278,24 +350,31 @@ class Dispatcher:
             child_id, self.store.allocate_eid(), workflow, parent=(parent.id, event.position)
         )
         # Carried to load() once the LTX is durable.
-        child.incoming = [created(event.data["name"], event.data["args"], self._clock())]
+        now = self._clock()
+        deadline = deadline_fields(workflow.timeout, now)  # a child's own, if it has one
+        child.incoming = [created(event.data["name"], event.data["args"], now, **deadline)]
         return child
 
     def durable(
         self, execution: Execution, resolutions: list[Event], children: list[Execution]
     ) -> bool:
+        instance = execution.instance
         for child in children:
             first, child.incoming = child.incoming, []
             self.executions[child.id] = child
             self.load(child, first)
+            if instance is not None and instance.gave_up(child.parent[1]):
+                self.resolve(child, Event(Kind.CANCEL_REQUESTED))  # cancelled before it existed
         if execution.status is Status.BLOCKED:
             return True  # a signal or cancel kept for later: nothing runs it now
-        instance = execution.instance
         if (
             instance is not None
             and instance.finished
             and execution.durable == len(instance.history)
         ):
+            if execution.next_run is not None:
+                self._next_run(execution)
+                return True
             self._ended(execution, Outcome.of_terminal(instance.history[-1]))
             return False
         if resolutions:
@@ -348,7 +427,7 @@ class Dispatcher:
         if execution.parent is not None:
             parent_id, position = execution.parent
             parent = self.executions.get(parent_id)
-            if parent is not None and parent.running:
+            if parent is not None and parent.running and execution.id in parent.children:
                 data = outcome.child_finished(execution.id)
                 self.resolve(parent, Event(Kind.CHILD_FINISHED, position, data))
         # Ended executions are answered from the database from now on.
@@ -406,17 +485,12 @@ class Dispatcher:
                     await self.evict(execution)
 
 
+DEADLINE = -1  # the key of an execution's deadline among its timers (positions are >= 0)
+
+
 def _cancel_work(execution: Execution) -> None:
     """Cancel the attempts and timers in flight for ``execution``."""
     for task in execution.tasks.values():
         task.cancel()
     for timer in execution.timers.values():
         timer.cancel()
-
-
-def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
-    """Run a step on the event loop itself: no thread handoff, but it must not block."""
-    try:
-        return invoke(activity, args, info)
-    except Exception as exc:  # noqa: BLE001 - activity code may raise anything
-        raise AttemptFailed(error_fields(exc)) from None

@@ -20,12 +20,12 @@ import os
 from typing import Any
 
 from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
+from dolmen.actors.heartbeats import Probe, local_probe
 from dolmen.actors.peers import Peer, PeerPool
 from dolmen.runtime import codec
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity
-from dolmen.runtime.errors import error_fields
 
 # Operators may pin the native pool's size (e.g. to leave cores to other work on the node).
 NATIVE_THREADS_ENV = "DOLMEN_NATIVE_THREADS"
@@ -110,6 +110,13 @@ class ActivityExecutor:
         finally:
             self._native_inflight -= 1
 
+    def probe(self, act: Activity, info: ActivityInfo) -> Probe:
+        """How the supervisor reads the attempt's heartbeats: from the worker process that
+        runs a ``"process"`` attempt, else from this process."""
+        if act.executor == "process":
+            return lambda: self._workers.probe(info)
+        return local_probe(info.liveness)
+
     @property
     def native_load(self) -> int:
         """Native attempts here, running or queued (what peers are told)."""
@@ -141,11 +148,13 @@ class ActivityExecutor:
                 return await future
             return await asyncio.wait_for(future, act.timeout)
         except TimeoutError:
+            _given_up(info)
             raise AttemptFailed(timeout_fields(act), timeout=True) from None
         except asyncio.CancelledError:
+            _given_up(info)
             raise
         except BaseException as exc:  # noqa: BLE001 - activity code may raise anything
-            raise AttemptFailed(error_fields(exc)) from None
+            raise AttemptFailed(act.failure_fields(exc)) from None
 
     async def _supervise(self, act: Any, args_blob: bytes, info: ActivityInfo) -> bytes:
         """A ``"subprocess"`` attempt: ``act.attempt(info, ...)`` awaited on this loop.
@@ -162,11 +171,11 @@ class ActivityExecutor:
         except TimeoutError as exc:
             if scope.expired():  # ours, not a TimeoutError raised by the attempt itself
                 raise AttemptFailed(timeout_fields(act), timeout=True) from None
-            raise AttemptFailed(error_fields(exc)) from None
+            raise AttemptFailed(act.failure_fields(exc)) from None
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - user-supplied arguments may be anything
-            raise AttemptFailed(error_fields(exc)) from None
+            raise AttemptFailed(act.failure_fields(exc)) from None
 
     async def run_on_resources(
         self, act: Activity, args_blob: bytes, info: ActivityInfo
@@ -209,6 +218,12 @@ class ActivityExecutor:
             self._workers.shutdown()
 
 
+def _given_up(info: ActivityInfo) -> None:
+    """An abandoned thread attempt learns it through ``dolmen.activity_cancelled()``."""
+    if info.liveness is not None:
+        info.liveness.cancelled = True
+
+
 def local_cpus() -> int:
     """CPUs this process may run on (a cpuset in a container may allow fewer than exist)."""
     try:
@@ -249,3 +264,11 @@ def node_cpus() -> int:
     except Exception:  # noqa: BLE001 - sizing must never stop the host; fall back
         pass
     return local_cpus()
+
+
+def invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
+    """Run a step on the event loop itself: no thread handoff, but it must not block."""
+    try:
+        return invoke(activity, args, info)
+    except Exception as exc:  # noqa: BLE001 - activity code may raise anything
+        raise AttemptFailed(activity.failure_fields(exc)) from None

@@ -25,9 +25,11 @@ from dolmen.actors.requests import (
     Cancel,
     Commit,
     Describe,
+    Fork,
     Heartbeat,
     Refusal,
     Register,
+    Restart,
     Resume,
     Run,
     Signal,
@@ -35,6 +37,7 @@ from dolmen.actors.requests import (
     StartMany,
     StorageStats,
     Wait,
+    WaitMessage,
 )
 from dolmen.runtime.errors import DolmenError
 from dolmen.runtime.events import Event
@@ -228,8 +231,19 @@ class HostActor:
     async def start(self, request: Start) -> str:
         host = await self._ready()
         if self._cluster is not None:
-            return await self._cluster.start(request.workflow, request.args, request.execution_id)
-        return await host.start(request.workflow, request.args, request.execution_id)
+            return await self._cluster.start(
+                request.workflow, request.args, request.execution_id, request.timeout
+            )
+        return await host.start(
+            request.workflow, request.args, request.execution_id, request.timeout
+        )
+
+    async def fork(self, request: Fork) -> str:
+        host = await self._ready()
+        return await host.fork(request.source_id, request.at, request.new_id)
+
+    async def restart(self, request: Restart) -> str:
+        return await (await self._ready()).restart(request.execution_id)
 
     async def start_many(self, request: StartMany) -> list[str]:
         starts = [
@@ -253,6 +267,10 @@ class HostActor:
         host = await self._ready()
         await self.start(request.start)
         return await host.wait_result(request.start.execution_id, request.timeout)
+
+    async def wait_message(self, request: WaitMessage) -> bool:
+        host = await self._ready()
+        return await host.wait_message(request.execution_id, request.after_seq, request.timeout)
 
     async def describe(self, request: Describe) -> dict[str, Any]:
         info = (await self._ready()).status(request.execution_id)

@@ -26,6 +26,7 @@ class Start:
     workflow: Workflow | str
     args: bytes  # the encoded arguments (Workflow.encode_args)
     execution_id: str
+    timeout: float | None = None  # the execution's deadline in seconds (else the workflow's)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,6 +71,32 @@ class Resume:
     """Replay a blocked execution against the code registered now."""
 
     execution_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fork:
+    """A new execution from ``source_id``'s results before position ``at``."""
+
+    source_id: str
+    at: int | None
+    new_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Restart:
+    """A new run of a failed or cancelled execution."""
+
+    execution_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WaitMessage:
+    """Wait up to ``timeout`` for a message of ``execution_id`` after history ``after_seq``
+    to be committed, or for the execution to end."""
+
+    execution_id: str
+    after_seq: int
+    timeout: float | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

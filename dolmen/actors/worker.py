@@ -9,15 +9,16 @@ the worker. Both answer errors as values: the fields are what the history record
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import ray
 
 from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
+from dolmen.actors.heartbeats import Beat
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity
-from dolmen.runtime.errors import error_fields
 
 
 def node_label() -> str:
@@ -36,18 +37,35 @@ def run_attempt(act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[st
     try:
         return "ok", invoke(act, args_blob, info), node_label()
     except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
-        return "error", error_fields(exc), node_label()
+        return "error", act.failure_fields(exc), node_label()
 
 
-@ray.remote(num_cpus=1, max_restarts=0)
+# Two threads: one runs the attempt, the other answers the heartbeat supervisor's probes.
+@ray.remote(num_cpus=1, max_restarts=0, max_concurrency=2)
 class PythonWorker:
+    def __init__(self) -> None:
+        self._liveness: Any = None
+
+    def probe(self) -> tuple[float, Any, int]:
+        live = self._liveness
+        if live is None:
+            return 0.0, None, 0
+        return live.silent_for(), live.details, live.beats
+
     def run(self, act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[str, Any, str]:
         # Errors travel back as values: cheaper than Ray's exception wrapping, and the
         # fields are exactly what the history records.
+        self._liveness = info.liveness  # this process's copy is the live one
+        if info.liveness is not None:
+            info.liveness.last_beat = time.monotonic()  # this node's clock from now on
         try:
             return "ok", invoke(act, args_blob, info), node_label()
         except BaseException as exc:  # noqa: BLE001 - including SystemExit from activity code
-            return "error", error_fields(exc), node_label()
+            return "error", act.failure_fields(exc), node_label()
+
+
+def _key(info: ActivityInfo) -> tuple[str, int, int]:
+    return (info.execution_id, info.position, info.attempt)
 
 
 class WorkerPool:
@@ -57,10 +75,18 @@ class WorkerPool:
         self.size = size
         self._idle: asyncio.Queue[Any] = asyncio.Queue()
         self._created = 0
+        self._running: dict[tuple[str, int, int], Any] = {}  # attempt -> its worker
 
     def _spawn(self) -> Any:
         self._created += 1
         return PythonWorker.remote()
+
+    async def probe(self, info: ActivityInfo) -> Beat:
+        """The heartbeats of the attempt ``info`` as its worker process sees them."""
+        worker = self._running.get(_key(info))
+        if worker is None:
+            return Beat(0.0, None, 0)  # not started yet (waiting for a worker)
+        return Beat(*await worker.probe.remote())
 
     async def _acquire(self) -> Any:
         if self._idle.empty() and self._created < self.size:
@@ -71,6 +97,7 @@ class WorkerPool:
         """Result and the node of the worker (Ray places workers on any node with a CPU)."""
         worker = await self._acquire()
         healthy = True
+        self._running[_key(info)] = worker
         try:
             status, payload, node = await asyncio.wait_for(
                 worker.run.remote(act, args_blob, info), act.timeout
@@ -88,6 +115,7 @@ class WorkerPool:
             healthy = False
             raise
         finally:
+            self._running.pop(_key(info), None)
             if healthy:
                 self._idle.put_nowait(worker)
             else:

@@ -44,6 +44,11 @@ class ActivityInfo:
     position: int
     attempt: int
     activity: str
+    # The last value the previous attempts passed to ``dolmen.heartbeat``, or None.
+    heartbeat_details: Any = None
+    # This attempt's heartbeat state (a ``liveness.Liveness``) when it has a heartbeat
+    # timeout; not part of what identifies the attempt.
+    liveness: Any = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def idempotency_key(self) -> str:
@@ -61,6 +66,11 @@ def activity_info() -> ActivityInfo:
     if info is None:
         raise WorkflowError("dolmen.activity_info() is only available while an activity runs")
     return info
+
+
+def current_activity_info() -> ActivityInfo | None:
+    """The running attempt's ``ActivityInfo`` in this thread, or None."""
+    return getattr(_activity_local, "info", None)
 
 
 def set_activity_info(info: ActivityInfo | None) -> None:

@@ -11,6 +11,7 @@ import functools
 import importlib
 import inspect
 import os
+import random
 import re
 import typing
 from collections.abc import Callable
@@ -18,10 +19,19 @@ from typing import Any, Literal
 
 from dolmen.runtime import codec
 from dolmen.runtime.context import CURRENT_WORKFLOW
-from dolmen.runtime.errors import EncodingError, UnknownWorkflowError, WorkflowError
+from dolmen.runtime.errors import (
+    EncodingError,
+    NonRetryableError,
+    UnknownWorkflowError,
+    WorkflowError,
+    error_fields,
+)
 from dolmen.runtime.strict import install as install_guard
 
 WaitStrategy = Literal["await", "interrupt"]
+# Backoff delays are spread by up to this fraction either way, so attempts that failed
+# together (an API that went down for everyone) do not all come back at the same moment.
+JITTER = 0.2
 ExecutorKind = Literal["thread", "native", "process", "inline"]
 
 _WORKFLOWS: dict[str, Workflow] = {}
@@ -99,17 +109,20 @@ class Workflow(_Definition):
         name: str | None,
         wait: WaitStrategy,
         strict: bool | None = None,
+        timeout: float | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@dolmen.workflow needs an async def function, got {fn!r}")
         if wait not in ("await", "interrupt"):
             raise ValueError(f"wait must be 'await' or 'interrupt', not {wait!r}")
+        check_timeout(timeout, "a workflow's timeout")
         super().__init__(fn, name)
         self.wait = wait
         # The determinism guard (dolmen.runtime.strict); DOLMEN_STRICT=1 turns it on for all.
         self.strict = os.environ.get("DOLMEN_STRICT") == "1" if strict is None else strict
         if self.strict:
             install_guard()  # as early as possible: functions bound before it escape it
+        self.timeout = timeout  # the execution's deadline, in seconds from its start
         _WORKFLOWS[self.name] = self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -134,15 +147,25 @@ class Activity(_Definition):
         self,
         fn: Callable[..., Any],
         name: str | None,
-        retries: int,
+        retries: int | None,
         timeout: float | None,
         backoff: float,
         max_backoff: float,
         executor: ExecutorKind,
         resources: dict[str, float] | None,
+        non_retryable: tuple[type[BaseException], ...] = (),
+        heartbeat_timeout: float | None = None,
     ) -> None:
-        if retries < 0:
-            raise ValueError(f"retries must be >= 0, not {retries}")
+        if heartbeat_timeout is not None and heartbeat_timeout <= 0:
+            raise ValueError(f"heartbeat_timeout must be > 0 seconds, not {heartbeat_timeout}")
+        if executor == "inline" and heartbeat_timeout is not None:
+            raise ValueError("an inline activity runs on the event loop: no heartbeat_timeout")
+        self.heartbeat_timeout = heartbeat_timeout
+        if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)):
+            raise TypeError(f"retries must be an int >= 0 or None (unlimited), not {retries!r}")
+        if retries is not None and retries < 0:
+            raise ValueError(f"retries must be >= 0 or None (unlimited), not {retries}")
+        self.non_retryable = _check_non_retryable(non_retryable)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, not {timeout}")
         if executor not in ("thread", "native", "process", "inline"):
@@ -168,12 +191,40 @@ class Activity(_Definition):
             return asyncio.run(result) if self.is_async else result
         return instance.schedule_activity(self, args, kwargs)
 
-    def retry_delay(self, attempt: int) -> float:
-        """Backoff before attempt ``attempt + 1``: doubling from ``backoff``, capped."""
-        return min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+    def retry_delay(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Backoff before attempt ``attempt + 1``: doubling from ``backoff``, capped at
+        ``max_backoff``, spread by ``JITTER`` either way (never beyond the cap)."""
+        # The exponent is bounded so unlimited retries never overflow a float.
+        base = min(self.backoff * (2 ** min(attempt - 1, 64)), self.max_backoff)
+        spread = 1.0 + JITTER * (2.0 * (rng or random).random() - 1.0)
+        return min(base * spread, self.max_backoff)
+
+    def failure_fields(self, exc: BaseException) -> dict[str, Any]:
+        """What the history records of a failed attempt; ``non_retryable`` marks one that
+        must not be retried (``NonRetryableError``, or a type in ``non_retryable``)."""
+        fields = error_fields(exc)
+        if isinstance(exc, NonRetryableError) or isinstance(exc, self.non_retryable):
+            fields["non_retryable"] = True
+        return fields
+
+    def is_final(self, attempt: int, fields: dict[str, Any]) -> bool:
+        """Whether a failed ``attempt`` (recorded as ``fields``) is the last one."""
+        if fields.get("non_retryable"):
+            return True
+        return self.retries is not None and attempt > self.retries
 
     def __repr__(self) -> str:
         return f"<dolmen activity {self.name}>"
+
+
+def _check_non_retryable(types: Any) -> tuple[type[BaseException], ...]:
+    if isinstance(types, type):
+        types = (types,)
+    types = tuple(types)
+    for t in types:
+        if not (isinstance(t, type) and issubclass(t, BaseException)):
+            raise TypeError(f"non_retryable takes exception classes, not {t!r}")
+    return types
 
 
 def _check_resources(resources: dict[str, float] | None) -> None:
@@ -194,6 +245,7 @@ def workflow(
     name: str | None = None,
     wait: WaitStrategy = "await",
     strict: bool | None = None,
+    timeout: float | None = None,
 ) -> Any:
     """Declare an ``async def`` as a durable workflow.
 
@@ -201,27 +253,44 @@ def workflow(
     whenever it blocks and replays it when its result arrives. ``strict=True`` (or
     ``DOLMEN_STRICT=1`` for every workflow) makes calls from the workflow's code to the
     clock, randomness, files, sockets and subprocesses raise ``NondeterminismError``.
+    ``timeout`` is the execution's deadline in seconds (across its runs): when it passes,
+    ``WorkflowTimeoutError`` is raised at the operation the code awaits and the execution
+    ends failed with it (``start(..., timeout=)`` overrides it per execution).
     """
     if fn is None:
-        return lambda f: Workflow(f, name, wait, strict)
-    return Workflow(fn, name, wait, strict)
+        return lambda f: Workflow(f, name, wait, strict, timeout)
+    return Workflow(fn, name, wait, strict, timeout)
+
+
+def check_timeout(timeout: float | None, what: str) -> None:
+    """A deadline must be a positive number of seconds (or None: no deadline)."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"{what} must be a number of seconds > 0, not {timeout!r}")
 
 
 def activity(
     fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
-    retries: int = 3,
+    retries: int | None = 3,
     timeout: float | None = None,
     backoff: float = 0.5,
     max_backoff: float = 30.0,
     executor: ExecutorKind = "thread",
     resources: dict[str, float] | None = None,
+    non_retryable: tuple[type[BaseException], ...] = (),
+    heartbeat_timeout: float | None = None,
 ) -> Any:
     """Declare a function as an activity.
 
-    ``retries`` extra attempts follow a failure, after ``backoff`` seconds doubling up to
-    ``max_backoff``. ``timeout`` bounds each attempt. ``executor="thread"`` suits I/O;
+    ``retries`` extra attempts follow a failure (``None``: unlimited), after ``backoff``
+    seconds doubling up to ``max_backoff``, with jitter. An exception that is an instance
+    of a type in ``non_retryable``, or a ``dolmen.NonRetryableError``, fails it at once.
+    ``heartbeat_timeout``: an attempt that has not called ``dolmen.heartbeat`` for that
+    long is failed and retried (see ``dolmen.runtime.liveness``).
+    ``timeout`` bounds each attempt. ``executor="thread"`` suits I/O;
     ``"native"`` suits native code that releases the GIL (a pool with one thread per CPU
     of the node); ``"process"`` runs pure-Python CPU work in a worker process (which is
     also the safe place for code that may crash its process).
@@ -231,7 +300,18 @@ def activity(
     """
 
     def wrap(f: Callable[..., Any]) -> Activity:
-        return Activity(f, name, retries, timeout, backoff, max_backoff, executor, resources)
+        return Activity(
+            f,
+            name,
+            retries,
+            timeout,
+            backoff,
+            max_backoff,
+            executor,
+            resources,
+            non_retryable,
+            heartbeat_timeout,
+        )
 
     return wrap if fn is None else wrap(fn)
 

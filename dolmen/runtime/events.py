@@ -32,8 +32,22 @@ class Kind(enum.IntEnum):
     FINISHED = 13
     FAILED = 14
     CANCELLED = 15
+    # The code gave up on the operation at ``position`` (a ``first`` loser, a join set
+    # left with it pending): its activity or child is cancelled, its timer dropped.
+    OPERATION_CANCELLED = 16
+    # Messages out (``set_event``, ``write_stream``, ``close_stream``): plain calls, read
+    # by clients once committed.
+    EVENT_SET = 17
+    STREAM_WRITTEN = 18
+    STREAM_CLOSED = 19
+    # The latest ``dolmen.heartbeat`` details of a running attempt (neither a command nor a
+    # resolution: replay only keeps the details for the next attempt).
+    HEARTBEAT_RECORDED = 20
     # A versioning marker (dolmen.patched / deprecate_patch): a command without a position.
-    MARKER = 16
+    MARKER = 21
+    # 24, 25: runs and deadlines (values left free below for other features' kinds)
+    CONTINUED = 24  # the run ended by continue_as_new; the next run's CREATED follows it
+    DEADLINE_PASSED = 25  # the execution's deadline passed (a durable timer)
 
 
 COMMANDS = frozenset(
@@ -47,14 +61,26 @@ COMMANDS = frozenset(
         Kind.FAILED,
         Kind.CANCELLED,
         Kind.MARKER,
+        Kind.CONTINUED,
+        Kind.OPERATION_CANCELLED,
+        Kind.EVENT_SET,
+        Kind.STREAM_WRITTEN,
+        Kind.STREAM_CLOSED,
     }
 )
+MESSAGES = frozenset({Kind.EVENT_SET, Kind.STREAM_WRITTEN, Kind.STREAM_CLOSED})
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Commands that must be durable before the workflow can make progress without them: their
 # deadlines, children and waits must survive a crash exactly as issued. Activity schedules
 # and recorded values (and versioning markers) are cached and ride along with the next
 # durable event.
-FLUSH_NOW = frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL
+# Messages are written at once too, though nothing waits for them: readers see a value at
+# the next group commit, not at the workflow's next durable step.
+FLUSH_NOW = (
+    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED, Kind.CONTINUED})
+    | TERMINAL
+    | MESSAGES
+)
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
 RESOLUTIONS = frozenset(
@@ -65,6 +91,7 @@ RESOLUTIONS = frozenset(
         Kind.CHILD_FINISHED,
         Kind.SIGNAL_RECEIVED,
         Kind.CANCEL_REQUESTED,
+        Kind.DEADLINE_PASSED,
     }
 )
 
@@ -94,7 +121,13 @@ class Event:
         if k == Kind.TIMER_STARTED:
             return f"sleep({d.get('seconds')}) at position {self.position}"
         if k == Kind.SIGNAL_WAITED:
-            return f"wait_signal({d.get('name')!r}) at position {self.position}"
+            timeout = f", timeout={d['timeout']}" if "timeout" in d else ""
+            return f"wait_signal({d.get('name')!r}{timeout}) at position {self.position}"
+        if k in MESSAGES:
+            call = {17: "set_event", 18: "write_stream", 19: "close_stream"}[int(k)]
+            return f"{call}({d.get('key')!r}) at position {self.position}"
+        if k == Kind.OPERATION_CANCELLED:
+            return f"cancel of the operation at position {self.position}"
         if k == Kind.VALUE_RECORDED:
             return f"{d.get('what')}() at position {self.position}"
         if k == Kind.MARKER:
@@ -104,6 +137,8 @@ class Event:
             return "workflow return"
         if k == Kind.FAILED:
             return f"workflow failure ({d.get('type')})"
+        if k == Kind.CONTINUED:
+            return f"continue_as_new({short(format_args(d.get('args')), 120)})"
         return f"{k.name.lower()} (position {self.position})"
 
 
@@ -112,9 +147,10 @@ def is_deprecated_marker(event: Event) -> bool:
     return event.kind == Kind.MARKER and bool(event.data.get("deprecated"))
 
 
-def created(workflow: str, args: bytes, ts: float = 0.0) -> Event:
-    """The first event of every history: which workflow, called with which arguments."""
-    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args}, ts)
+def created(workflow: str, args: bytes, ts: float = 0.0, **run: Any) -> Event:
+    """The first event of every history (and of every run): which workflow, called with
+    which arguments; ``run`` adds the run's fields (see ``dolmen.runtime.runs``)."""
+    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args, **run}, ts)
 
 
 def format_args(payload: bytes | None) -> str:

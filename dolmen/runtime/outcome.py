@@ -11,7 +11,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from dolmen.runtime import codec
-from dolmen.runtime.errors import CancelledError, NondeterminismError, WorkflowFailedError
+from dolmen.runtime.errors import (
+    CancelledError,
+    ErrorInfo,
+    NondeterminismError,
+    WorkflowFailedError,
+    WorkflowTimeoutError,
+)
 from dolmen.runtime.events import Event
 from dolmen.runtime.status import Status
 
@@ -44,11 +50,15 @@ class Outcome(NamedTuple):
         """The data of the CHILD_FINISHED event this ending gives the child's parent."""
         if self.status is Status.FINISHED:
             return {"child_id": child_id, "result": self.result}
-        return {
+        data = {
             "child_id": child_id,
             "type": self.error_field("type", str(self.status)),
             "message": self.error_field("message", str(self.status)),
         }
+        cause = ErrorInfo.from_fields(self.error)
+        if cause is not None:  # the child's own error, chained, for the parent's .cause
+            data["cause"] = cause.fields()
+        return data
 
     def value(self, execution_id: str, hint: Any = None) -> Any:
         """The result (decoded, shaped by ``hint``), or the error this ending raises."""
@@ -63,8 +73,13 @@ class Outcome(NamedTuple):
                 self.error_field("actual", "?"),
                 execution_id,
             )
+        if self.error_field("type", "?") == WorkflowTimeoutError.__qualname__:
+            raise WorkflowTimeoutError(self.error_field("message", "deadline passed"))
         raise WorkflowFailedError(
-            execution_id, self.error_field("type", "?"), self.error_field("message", "")
+            execution_id,
+            self.error_field("type", "?"),
+            self.error_field("message", ""),
+            ErrorInfo.from_fields(self.error),
         )
 
 

@@ -9,77 +9,45 @@ the code issues against it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random as _random
 import time
 import uuid as _uuid
-from collections import deque
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dolmen.runtime import codec, strict
+from dolmen.runtime.commands import (
+    Completion,
+    is_final,
+    outstanding,
+    resolution_outcome,
+    same_command,
+)
 from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
-    ActivityError,
-    ActivityTimeoutError,
-    ChildWorkflowError,
+    CancelledError,
+    ContinueAsNew,
     NondeterminismError,
     NondeterministicCallError,
     WorkflowError,
+    WorkflowTimeoutError,
     error_fields,
 )
-from dolmen.runtime.events import RESOLUTIONS, TERMINAL, Event, Kind, is_deprecated_marker
+from dolmen.runtime.events import RESOLUTIONS, Event, Kind, is_deprecated_marker
 from dolmen.runtime.ids import child_id
+from dolmen.runtime.interrupts import Interrupts
+from dolmen.runtime.markers import marker_after
+from dolmen.runtime.pending import Pending
+from dolmen.runtime.runs import run_info
+from dolmen.runtime.signals import Signals
 
 
 def current_instance() -> WorkflowInstance | None:
     """The execution whose code is running in this context, if any."""
     instance = CURRENT_WORKFLOW.get()
     return instance if isinstance(instance, WorkflowInstance) else None
-
-
-class Pending:
-    """An awaitable the engine resolves; what workflow code awaits for every operation."""
-
-    __slots__ = ("done", "value", "error", "_callbacks", "join_set")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.value: Any = None
-        self.error: BaseException | None = None
-        self._callbacks: list[Callable[[Pending], None]] = []
-        self.join_set: Any = None
-
-    def resolve(self, value: Any = None, error: BaseException | None = None) -> None:
-        if self.done:
-            return
-        self.done, self.value, self.error = True, value, error
-        callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
-            callback(self)
-
-    def add_callback(self, callback: Callable[[Pending], None]) -> None:
-        if self.done:
-            callback(self)
-        else:
-            self._callbacks.append(callback)
-
-    def __await__(self) -> Generator[Pending, None, Any]:
-        while not self.done:
-            yield self
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-@dataclasses.dataclass
-class Completion:
-    """What one activation produced: new command events to record, in order."""
-
-    commands: list[Event]
-    finished: bool
 
 
 class WorkflowInstance:
@@ -110,8 +78,10 @@ class WorkflowInstance:
         self._next_position = 0
         self._pending: dict[int, Pending] = {}
         self._definitions: dict[int, Activity | Workflow] = {}
-        self._mailbox: dict[str, deque[Any]] = {}
-        self._signal_waiters: dict[str, deque[Pending]] = {}
+        self._signals = Signals()
+        self._interrupts = Interrupts()  # a cancellation or the deadline, and shields
+        self._given_up: set[int] = set()  # positions the code cancelled
+        self._heartbeats: dict[int, bytes] = {}  # position -> last recorded details
         self._blocked_on: Pending | None = None
         self._new: list[Event] = []
         self._nondeterminism: NondeterminismError | None = None
@@ -122,6 +92,16 @@ class WorkflowInstance:
         if self.strict:
             strict.install()  # once per process; the guard then checks ``self.strict``
         self.finished = False
+        self.run = run_info(history).number
+        # Once the deadline passed, the execution ends failed with its error (delivered like
+        # a cancellation), whatever the code does after catching it.
+        self._timed_out: dict[str, Any] | None = None
+        # What the previous run handed over (continue-as-new): its signals nobody waited
+        # for are in the mailbox from the start, a cancel is delivered at the first await.
+        for name, value in history[0].data.get("signals", ()):
+            self._signals.handed_over(name, value)
+        if history[0].data.get("cancel"):
+            self.interrupt(CancelledError(f"execution {execution_id!r} was cancelled"))
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
         self._loaded = False
@@ -151,11 +131,31 @@ class WorkflowInstance:
             self._cursor += len(batch)
             self._apply_batch(start)
         new, self._new = self._new, []
-        return Completion(new, self.finished)
+        dropped, self._signals.dropped = self._signals.dropped, []
+        return Completion(new, self.finished, dropped)
 
     def outstanding(self) -> list[Event]:
         """Commands in the history still waiting for a resolution (to dispatch after a load)."""
-        return outstanding(self.history)
+        pending = self._pending
+        return [
+            e
+            for e in outstanding(self.history)
+            if e.position not in pending or not pending[e.position].done
+        ]
+
+    def gave_up(self, position: int) -> bool:
+        """Whether the code cancelled the operation at ``position``."""
+        return position in self._given_up
+
+    def given_up(self) -> list[int]:
+        """Positions the code cancelled whose operation had not ended (to re-send after a
+        load: a child may still run)."""
+        return sorted(p for p in self._given_up if p in self._definitions)
+
+    def unconsumed_signals(self) -> list[list[Any]]:
+        """``[name, value]`` of the signals received and not yet waited for (in order per
+        name): a run that continues as new hands them to the next run."""
+        return self._signals.unconsumed()
 
     @property
     def patches(self) -> dict[str, bool]:
@@ -165,6 +165,11 @@ class WorkflowInstance:
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
         return self._failed_attempts.get(position, 0)
+
+    def heartbeat_details(self, position: int) -> Any:
+        """The last heartbeat details recorded for the activity at ``position``, or None."""
+        payload = self._heartbeats.get(position)
+        return None if payload is None else codec.decode(payload)
 
     def definition(self, position: int) -> Activity | Workflow:
         return self._definitions[position]
@@ -210,18 +215,28 @@ class WorkflowInstance:
     def _run(self) -> None:
         """Resume the coroutine until it blocks on an unresolved operation or ends."""
         while not self.finished:
+            throw = None
             if self._blocked_on is not None and not self._blocked_on.done:
-                return
+                if not self._interrupts.due():
+                    return
+                throw = self._deliver_interrupt()
             token = CURRENT_WORKFLOW.set(self)
             try:
-                awaited = self._coro.send(None)
+                awaited = self._coro.throw(throw) if throw else self._coro.send(None)
             except StopIteration as stop:
                 self._check_determinism()
                 self._finish_with_result(stop.value)
                 return
+            except ContinueAsNew as cont:
+                self._check_determinism()
+                self._finish(Kind.CONTINUED, {"args": cont.args_payload})
+                return
             except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
                 self._check_determinism()
-                self._finish(Kind.FAILED, error_fields(exc))
+                if isinstance(exc, CancelledError) and self._interrupts.error is not None:
+                    self._finish(Kind.CANCELLED, {})  # the cancellation went unhandled
+                else:
+                    self._finish(Kind.FAILED, error_fields(exc))
                 return
             finally:
                 CURRENT_WORKFLOW.reset(token)
@@ -257,6 +272,8 @@ class WorkflowInstance:
         self._finish(Kind.FINISHED, {"result": result})
 
     def _finish(self, kind: Kind, data: dict[str, Any]) -> None:
+        if self._timed_out is not None and kind != Kind.CANCELLED:
+            kind, data = Kind.FAILED, self._timed_out
         self.finished = True
         self._command(kind, -1, data)
 
@@ -295,7 +312,7 @@ class WorkflowInstance:
         position = self._next_position
         self._next_position += 1
         event = self._command(kind, position, data)
-        pending = Pending()
+        pending = Pending(position)
         self._pending[position] = pending
         return event, pending
 
@@ -310,7 +327,7 @@ class WorkflowInstance:
         data = {
             "name": wf.name,
             "args": wf.encode_args(args, kwargs),
-            "child_id": child_id(self.execution_id, position),
+            "child_id": child_id(self.execution_id, position, self.run),
         }
         return self._issue(Kind.CHILD_STARTED, data)[1]
 
@@ -320,14 +337,42 @@ class WorkflowInstance:
         data = {"seconds": float(seconds), "fire_at": self._clock() + seconds}
         return self._issue(Kind.TIMER_STARTED, data)[1]
 
-    def wait_signal(self, name: str) -> Pending:
-        pending = self._issue(Kind.SIGNAL_WAITED, {"name": name})[1]
-        mailbox = self._mailbox.get(name)
-        if mailbox:
-            pending.resolve(mailbox.popleft())
-        else:
-            self._signal_waiters.setdefault(name, deque()).append(pending)
+    def wait_signal(self, name: str, timeout: float | None = None) -> Pending:
+        data: dict[str, Any] = {"name": name}
+        if timeout is not None:
+            if timeout < 0:
+                raise ValueError(f"wait_signal needs timeout >= 0 seconds, not {timeout}")
+            # The deadline is recorded with the wait (durable before the code goes on), so
+            # a restarted host fires it at the same moment and replay sees the same outcome.
+            data["timeout"] = float(timeout)
+            data["fire_at"] = self._clock() + timeout
+        pending = self._issue(Kind.SIGNAL_WAITED, data)[1]
+        self._signals.wait(pending, name, timeout)
         return pending
+
+    def cancel_operation(self, pending: Pending, error: BaseException | None = None) -> None:
+        """Workflow code gave up on ``pending`` (a ``first`` loser, a join set left with it
+        unfinished): recorded, so the host cancels its activity or child, drops its timer,
+        or withdraws its signal wait, and replay does the same."""
+        if pending.position < 0 or self.finished or self._closing:
+            return  # closing (evicted, or ended): the coroutine's unwinding records nothing
+        if pending.done:
+            self._signals.give_back(pending)
+            return
+        self._check_determinism()
+        self._command(Kind.OPERATION_CANCELLED, pending.position, {})
+        self._given_up.add(pending.position)
+        self._signals.withdraw(pending)
+        pending.resolve(None, error or CancelledError(f"operation at position {pending.position}"))
+
+    def publish(self, kind: Kind, key: str, value: Any = None) -> None:
+        """A message out (an event set, a stream value, a stream's end): recorded."""
+        if not isinstance(key, str) or not key:
+            raise ValueError(f"a message key is a non-empty string, not {key!r}")
+        data: dict[str, Any] = {"key": key}
+        if kind != Kind.STREAM_CLOSED:
+            data["value"] = codec.encode(value, f"the value of {kind.name.lower()} {key!r}")
+        self._issue(kind, data)[1].resolve()
 
     def record_value(self, what: str, produce: Callable[[], Any]) -> Any:
         """``now``/``random``/``uuid4``: produced live once, then replayed from history."""
@@ -372,6 +417,11 @@ class WorkflowInstance:
         self._patches[patch_id] = answer
         return answer
 
+    def _take_marker(self, patch_id: str) -> bool:
+        after = marker_after(self.history, self._cursor, patch_id)
+        self._cursor = self._cursor if after is None else after
+        return after is not None
+
     def deprecate_patch(self, patch_id: str) -> None:
         """The patch's old branch is gone: a marker here is consumed if present, recorded
         (as deprecated) on a first run, and never required."""
@@ -382,91 +432,64 @@ class WorkflowInstance:
             self._command(Kind.MARKER, -1, {"patch": patch_id, "deprecated": True})
         self._patches[patch_id] = True
 
-    def _take_marker(self, patch_id: str) -> bool:
-        """Consume ``patch_id``'s marker at the cursor, past deprecated markers of others."""
-        index = self._cursor
-        while index < len(self.history) and self.history[index].kind == Kind.MARKER:
-            data = self.history[index].data
-            if data.get("patch") == patch_id:
-                self._cursor = index + 1
-                return True
-            if not data.get("deprecated"):
-                break  # another patch's marker: asked for later, or a mismatch then
-            index += 1
-        return False
-
     # ---- resolutions -----------------------------------------------------------------
 
     def _apply(self, event: Event, index: int) -> None:
         kind = event.kind
         if kind == Kind.SIGNAL_RECEIVED:
             name, value = event.data["name"], event.data.get("value")
-            waiters = self._signal_waiters.get(name)
-            if waiters:
-                waiters.popleft().resolve(value)
-            else:
-                self._mailbox.setdefault(name, deque()).append(value)
+            self._signals.received(name, index, value)
             return
-        if kind == Kind.CANCEL_REQUESTED:
-            self._cancel()
+        if kind == Kind.TIMER_FIRED and self._signals.is_timed(event.position):
+            self._signals.timed_out(self._pending[event.position], index)
             return
+        if kind == Kind.DEADLINE_PASSED:
+            if self._timed_out is None:
+                error = WorkflowTimeoutError(
+                    f"execution {self.execution_id!r} passed its deadline "
+                    f"({event.data.get('timeout')} s)"
+                )
+                self._timed_out = error_fields(error)
+                self.interrupt(error)
+            return
+        if kind == Kind.CANCEL_REQUESTED:  # a second one during a shield changes nothing
+            self.interrupt(CancelledError(f"execution {self.execution_id!r} was cancelled"))
+            return
+        if kind in (Kind.ACTIVITY_FAILED, Kind.HEARTBEAT_RECORDED):
+            if "heartbeat_details" in event.data:
+                self._heartbeats[event.position] = event.data["heartbeat_details"]
         if kind == Kind.ACTIVITY_FAILED:
             self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1
-        if kind not in RESOLUTIONS or not _is_final(event):
+        if kind not in RESOLUTIONS or not is_final(event):
             return  # a retried attempt: recorded, resolves nothing
         pending = self._pending.get(event.position)
         if pending is None:
             raise self._mismatch(event.describe(), "no operation at that position", index)
-        value, error = self._outcome(event)
+        if pending.done:
+            return  # cancelled by the code, or a wait whose signal came first
+        value, error = resolution_outcome(event, self._definitions.get(event.position))
+        pending.order = index
         pending.resolve(value, error)
 
-    def _outcome(self, event: Event) -> tuple[Any, BaseException | None]:
-        data = event.data
-        definition = self._definitions.get(event.position)
-        if event.kind == Kind.TIMER_FIRED:
-            return None, None
-        hint = definition.return_hint if definition is not None else None
-        if "result" in data:
-            return codec.decode(data["result"], hint), None
-        name = definition.name if definition is not None else "?"
-        if event.kind == Kind.CHILD_FINISHED:
-            return None, ChildWorkflowError(data.get("child_id", ""), data["type"], data["message"])
-        error_type = ActivityTimeoutError if data.get("timeout") else ActivityError
-        return None, error_type(name, data["type"], data["message"], data.get("attempt", 1))
+    # ---- cancellation ----------------------------------------------------------------
 
-    def _cancel(self) -> None:
-        if self.finished:
-            return
-        self.close()
-        self._closing = False
-        self._finish(Kind.CANCELLED, {})
+    def interrupt(self, error: BaseException) -> None:
+        """Deliver ``error`` at the await the code is blocked on (now, or when the last
+        ``shield`` ends), and at every unshielded await after it: the operations pending
+        then are cancelled (recorded), and work the code starts under ``shield`` runs."""
+        self._interrupts.arrive(error)
 
+    def _deliver_interrupt(self) -> BaseException | None:
+        """Cancel what is pending; the error to throw in if the awaited one still waits."""
+        self._interrupts.undelivered = False
+        for pending in list(self._pending.values()):
+            if not pending.done:  # each raises the interrupt (a cancel, a deadline) when awaited
+                self.cancel_operation(pending, self._interrupts.fresh())
+        blocked = self._blocked_on
+        return None if blocked is not None and blocked.done else self._interrupts.fresh()
 
-def outstanding(history: list[Event]) -> list[Event]:
-    """Activities, timers and children issued in ``history`` and not yet resolved."""
-    resolved = {
-        e.position
-        for e in history
-        if e.kind in RESOLUTIONS and e.kind != Kind.SIGNAL_RECEIVED and _is_final(e)
-    }
-    waiting = (Kind.ACTIVITY_SCHEDULED, Kind.TIMER_STARTED, Kind.CHILD_STARTED)
-    return [e for e in history if e.kind in waiting and e.position not in resolved]
+    def enter_shield(self) -> None:
+        self._interrupts.enter_shield()
 
-
-def _is_final(event: Event) -> bool:
-    return event.kind != Kind.ACTIVITY_FAILED or event.data.get("final", True)
-
-
-def same_command(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -> bool:
-    """Whether a re-issued command matches its recorded twin (recorded values excepted)."""
-    if kind in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
-        return issued["name"] == recorded.get("name") and issued["args"] == recorded.get("args")
-    if kind == Kind.TIMER_STARTED:
-        return issued["seconds"] == recorded.get("seconds")
-    if kind == Kind.SIGNAL_WAITED:
-        return issued["name"] == recorded.get("name")
-    if kind == Kind.VALUE_RECORDED:
-        return issued["what"] == recorded.get("what")
-    if kind in TERMINAL:
-        return True
-    return issued == recorded
+    def exit_shield(self) -> BaseException | None:
+        return self._interrupts.exit_shield()

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from dolmen.runtime.definitions import Activity, Workflow
-from dolmen.runtime.errors import WorkflowError
+from dolmen.runtime.errors import ContinueAsNew, WorkflowError
 from dolmen.runtime.replay import Pending, WorkflowInstance, current_instance
 
 
@@ -34,9 +34,13 @@ def sleep(seconds: float) -> Awaitable[None]:
     return instance.sleep(seconds)
 
 
-def wait_signal(name: str) -> Awaitable[Any]:
-    """Wait for the next signal called ``name`` (signals that came earlier wait in order)."""
-    return _instance("wait_signal").wait_signal(name)
+def wait_signal(name: str, timeout: float | None = None) -> Awaitable[Any]:
+    """Wait for the next signal called ``name`` (signals that came earlier wait in order).
+
+    With ``timeout`` (seconds), raises ``dolmen.WaitTimeoutError`` once that durable
+    deadline passes first; the wait then consumes no later signal.
+    """
+    return _instance("wait_signal").wait_signal(name, timeout)
 
 
 def now() -> float:
@@ -85,6 +89,14 @@ def deprecate_patch(patch_id: str) -> None:
         instance.deprecate_patch(patch_id)
 
 
+def continue_as_new(*args: Any, **kwargs: Any) -> Any:
+    """End this run and start the next run of the same execution id with these arguments
+    and a fresh history (the run's history is kept as an earlier run). Raises, never
+    returns; ``return dolmen.continue_as_new(...)`` reads well too."""
+    instance = _instance("continue_as_new")
+    raise ContinueAsNew(instance.workflow.encode_args(args, kwargs))
+
+
 def gather(*operations: Pending) -> Pending:
     """Wait for all operations; the results come back in argument order.
 
@@ -114,7 +126,9 @@ class JoinSet:
     """Operations submitted together, consumed in the order they complete.
 
     Completion order is the order their results were recorded, so replay hands them out
-    in exactly the same order.
+    in exactly the same order. Leaving ``async with`` (normally or by an exception) with
+    members still pending cancels them, and the history records each cancellation:
+    activities and children are really cancelled, timers dropped, signal waits withdrawn.
     """
 
     def __init__(self, instance: WorkflowInstance) -> None:
@@ -124,16 +138,38 @@ class JoinSet:
         self._ready: deque[Pending] = deque()
         # Several next() may wait at once (e.g. gathered): each gets the next completion.
         self._waiters: deque[Pending] = deque()
+        self._members: list[Pending] = []
 
     def submit(self, operation: Activity | Workflow, *args: Any, **kwargs: Any) -> Pending:
         if not isinstance(operation, Activity | Workflow):
             raise WorkflowError(f"join_set.submit takes an activity or workflow, not {operation!r}")
-        pending = operation(*args, **kwargs)
+        return self._add(operation(*args, **kwargs))
+
+    def submit_sleep(self, seconds: float) -> Pending:
+        """A durable timer as a member: its result is None when it fires."""
+        return self._add(self._instance.sleep(seconds))
+
+    def submit_signal(self, name: str) -> Pending:
+        """The next signal ``name`` as a member: its result is the signal's value."""
+        return self._add(self._instance.wait_signal(name))
+
+    def _add(self, pending: Pending) -> Pending:
         self._submitted += 1
+        self._members.append(pending)
         pending.add_callback(self._member_done)
         return pending
 
+    def cancel(self) -> None:
+        """Cancel every member still pending (recorded); they are handed out no more."""
+        for member in self._members:
+            if not member.done:
+                self._submitted -= 1
+                self._instance.cancel_operation(member)
+        self._members = []
+
     def _member_done(self, member: Pending) -> None:
+        if self._instance.gave_up(member.position):
+            return  # cancelled by this set: not a completion to hand out
         if self._waiters:
             waiter = self._waiters.popleft()
             self._consumed += 1
@@ -170,7 +206,7 @@ class JoinSet:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        return None
+        self.cancel()
 
 
 def join_set() -> JoinSet:

@@ -30,7 +30,7 @@ from dolmen.runtime import codec
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo, set_activity_info
 from dolmen.runtime.definitions import Activity, Workflow
-from dolmen.runtime.errors import NondeterminismError, error_fields
+from dolmen.runtime.errors import NondeterminismError
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.replay import WorkflowInstance
 
@@ -245,6 +245,10 @@ class Simulation:
             self.on_step(self, step)
         for command in completion.commands:
             self._dispatch(command)
+        if completion.dropped:  # deadlines of signal waits that got their signal
+            dropped = set(completion.dropped)
+            self._queue = [q for q in self._queue if q[3][0] != "timer" or q[3][1] not in dropped]
+            heapq.heapify(self._queue)
 
     # ---- operations --------------------------------------------------------------------
 
@@ -253,13 +257,20 @@ class Simulation:
 
     def _dispatch(self, command: Event) -> None:
         position, kind = command.position, command.kind
+        if kind == Kind.OPERATION_CANCELLED:  # the code gave up on it: nothing more comes
+            self._dispatched.add(position)
+            self._queue = [q for q in self._queue if q[3][0] == "signal" or q[3][1] != position]
+            heapq.heapify(self._queue)
+            return
         if position in self._dispatched:
             return
         if kind == Kind.ACTIVITY_SCHEDULED:
             self._dispatched.add(position)
             attempt = self.instance.attempts(position) + 1
             self._push(self.now + random_delay(self.rng), ("attempt", position, attempt))
-        elif kind == Kind.TIMER_STARTED:
+        elif kind == Kind.TIMER_STARTED or (
+            kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
+        ):
             self._dispatched.add(position)
             self._push(max(self.now, command.data["fire_at"]), ("timer", position))
         elif kind == Kind.CHILD_STARTED:
@@ -333,8 +344,9 @@ class Simulation:
         try:
             result = run_attempt(activity, command.data["args"], info)
         except Exception as exc:  # noqa: BLE001 - activity code may raise anything
-            final = attempt > activity.retries
-            data = dict(error_fields(exc), attempt=attempt, final=final)
+            fields = activity.failure_fields(exc)
+            final = activity.is_final(attempt, fields)
+            data = dict(fields, attempt=attempt, final=final)
             if not final:
                 delay = activity.retry_delay(attempt)
                 self._push(self.now + delay, ("attempt", position, attempt + 1))
