@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
 from dolmen import client_messages
@@ -19,12 +20,14 @@ from dolmen import storage as db
 from dolmen.actors import requests
 from dolmen.actors.options import RuntimeOptions
 from dolmen.runtime import codec
-from dolmen.runtime.definitions import Workflow, lookup_workflow
-from dolmen.runtime.errors import ResultTimeoutError
+from dolmen.runtime.definitions import Workflow, check_timeout, lookup_workflow
+from dolmen.runtime.errors import DolmenError, ResultTimeoutError
 from dolmen.runtime.events import Event
 from dolmen.runtime.ids import new_execution_id
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.status import Status
 from dolmen.runtime.tags import check_tags
+from dolmen.storage.upgrade_check import UpgradeReport, check_in_subprocess
 
 _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays responsive
 
@@ -106,17 +109,40 @@ class Client:
         fn: Workflow | str,
         *args: Any,
         id: str | None = None,
+        timeout: float | None = None,
         tags: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> WorkflowHandle:
         """Start an execution; with an ``id`` that exists, return that execution instead.
-        ``tags`` label it for ``list(tags=...)`` (``dolmen.set_tags`` adds more)."""
+
+        ``tags`` label it for ``list(tags=...)`` (``dolmen.set_tags`` adds more).
+        ``timeout`` (seconds; else the workflow's own) is the execution's deadline: when it
+        passes, ``WorkflowTimeoutError`` ends it failed (see ``@workflow(timeout=)``).
+        """
         wf = self._workflow(fn)
+        check_timeout(timeout, "start(timeout=...)")
         payload = wf.encode_args(args, kwargs)
         checked = check_tags(tags) or None
         # The id is chosen here, so a start retried after a host crash is idempotent.
-        request = requests.Start(wf, payload, id or new_execution_id(), checked)
+        request = requests.Start(wf, payload, id or new_execution_id(), timeout, checked)
         return WorkflowHandle(self, self._runtime.start(request), wf)
+
+    def fork(
+        self, execution_id: str, at: int | None = None, new_id: str | None = None
+    ) -> WorkflowHandle:
+        """A new execution that reuses the results ``execution_id`` recorded before command
+        position ``at`` (as ``dolmen history`` shows them; None: the step that failed) and
+        runs the current code from there. ``new_id=None`` names it ``<id>.fork<k>``. The
+        source must have ended; it is left untouched."""
+        request = requests.Fork(execution_id, at, new_id)
+        return WorkflowHandle(self, self._runtime.fork(request), None)
+
+    def restart(self, execution_id: str) -> WorkflowHandle:
+        """Repair a failed or cancelled execution in place: a new run of the same id that
+        reuses the results before the failing command (the ended run stays as an earlier
+        run: ``history(id, run=N)``); the id's status and result become the new run's."""
+        self._runtime.restart(requests.Restart(execution_id))
+        return WorkflowHandle(self, execution_id, None)
 
     def start_many(
         self, fn: Workflow | str, args_list: Iterable[tuple[Any, ...]], ids: list[str] | None = None
@@ -160,8 +186,32 @@ class Client:
         recovered from the database whose code is not importable by name can resume."""
         self._runtime.register(requests.Register([self._workflow(wf) for wf in workflows]))
 
+    def check_upgrade(self, code: ModuleType | str | Workflow | Iterable[Any]) -> UpgradeReport:
+        """Would the code as importable now replay every unfinished execution of its
+        workflows? ``code``: a module (or its name), a workflow, or a list of them.
+
+        Runs in a separate process that imports the code afresh and reads the database
+        read-only: nothing runs and no history changes. ``report.ok`` is False if any
+        execution would block; ``report.divergences`` says where each one would.
+        """
+        modules, names = upgrade_targets(code)
+        return check_in_subprocess(self.db_path, modules, names)
+
     def handle(self, execution_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, execution_id, None)
+
+    def resume(self, execution_id: str) -> WorkflowHandle:
+        """Replay a blocked execution against the code registered now, and let it run on.
+
+        Raises ``NondeterminismError`` (with the new mismatch) if the code still diverges
+        from its history: it stays blocked. Signals and cancels sent to it while it was
+        blocked are delivered now, in the order they came.
+        """
+        outcome = self._runtime.resume(requests.Resume(execution_id))
+        handle = WorkflowHandle(self, execution_id, None)
+        if outcome.status is Status.BLOCKED:
+            handle.value_of(outcome)  # raises the NondeterminismError
+        return handle
 
     def list(
         self,
@@ -181,10 +231,22 @@ class Client:
         finally:
             conn.close()
 
-    def history(self, execution_id: str) -> list[Event]:
+    def history(self, execution_id: str, run: int | None = None) -> list[Event]:
+        """The history of the execution's latest run, or of run ``run`` (1 = the first)."""
         conn = db.open_readonly(self.db_path)
         try:
-            return db.load_history(conn, db.require_execution(conn, execution_id).eid)
+            row = db.require_execution(conn, execution_id)
+            if run is None:
+                return db.load_history(conn, row.eid)
+            return db.load_run(conn, row, run)
+        finally:
+            conn.close()
+
+    def runs(self, execution_id: str) -> int:
+        """How many runs the execution has had (continue-as-new, restart); 1 for most."""
+        conn = db.open_readonly(self.db_path)
+        try:
+            return db.run_count(conn, db.require_execution(conn, execution_id).eid)
         finally:
             conn.close()
 
@@ -217,17 +279,25 @@ class WorkflowHandle:
         return f"<WorkflowHandle {self.id}>"
 
     def result(
-        self, timeout: float | None = None, progress: Callable[[float], None] | None = None
+        self,
+        timeout: float | None = None,
+        progress: Callable[[float], None] | None = None,
+        *,
+        raise_on_blocked: bool = False,
     ) -> Any:
         """Wait for the result; raises the execution's failure, or ``ResultTimeoutError``.
 
-        ``progress`` is called with the seconds waited so far between waits.
+        A blocked execution (its code diverged from its history) is waited for, as it
+        resumes once fixed code is deployed; ``raise_on_blocked=True`` raises its
+        ``NondeterminismError`` instead. ``progress`` is called with the seconds waited
+        so far between waits.
         """
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            [outcome] = self.client._runtime.wait(requests.Wait([self.id], max(chunk, 0.0)))
+            wait = requests.Wait([self.id], max(chunk, 0.0), raise_on_blocked)
+            [outcome] = self.client._runtime.wait(wait)
             if not outcome.pending:
                 return self.value_of(outcome)
             waited = time.monotonic() - started
@@ -254,8 +324,9 @@ class WorkflowHandle:
         payload = codec.encode(value, f"signal {name!r}")
         self.client._runtime.signal(requests.Signal(self.id, name, payload))
 
-    def history(self) -> list[Event]:
-        return self.client.history(self.id)
+    def history(self, run: int | None = None) -> list[Event]:
+        """The latest run's history, or run ``run``'s (1 = the first)."""
+        return self.client.history(self.id, run)
 
     def get_event(self, key: str, timeout: float | None = None) -> Any:
         """The latest value the workflow set for ``key`` (``dolmen.set_event``), waiting
@@ -271,6 +342,29 @@ class WorkflowHandle:
     def _reader(self) -> client_messages.Reader:
         runtime = self.client._runtime
         return client_messages.Reader(self.client.db_path, self.id, runtime.wait_message)
+
+
+def upgrade_targets(code: Any) -> tuple[list[str], list[str] | None]:
+    """(modules to import, workflow names to keep or None for all) of ``check_upgrade``."""
+    items = [code] if isinstance(code, ModuleType | str | Workflow) else list(code)
+    modules: list[str] = []
+    names: list[str] = []
+    whole = False
+    for item in items:
+        if isinstance(item, Workflow):
+            if item.fn.__module__ == "__main__":
+                raise DolmenError(
+                    f"workflow {item.name!r} is defined in __main__: the check imports code "
+                    "afresh, so define it in a module and pass that module"
+                )
+            modules.append(item.fn.__module__)
+            names.append(item.name)
+        elif isinstance(item, ModuleType | str):
+            modules.append(item if isinstance(item, str) else item.__name__)
+            whole = True
+        else:
+            raise TypeError(f"check_upgrade takes modules, module names or workflows, not {item!r}")
+    return list(dict.fromkeys(modules)), None if whole else names
 
 
 _default: Client | None = None
@@ -298,6 +392,12 @@ def run(fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) ->
     return default_client().run(fn, *args, id=id, **kwargs)
 
 
-def start(fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) -> WorkflowHandle:
+def start(
+    fn: Workflow | str,
+    *args: Any,
+    id: str | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> WorkflowHandle:
     """Start a workflow on the default runtime; returns its handle at once."""
-    return default_client().start(fn, *args, id=id, **kwargs)
+    return default_client().start(fn, *args, id=id, timeout=timeout, **kwargs)

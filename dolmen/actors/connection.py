@@ -20,7 +20,10 @@ from dolmen.actors.remote_errors import ray_cause
 from dolmen.actors.requests import (
     Cancel,
     Describe,
+    Fork,
     Register,
+    Restart,
+    Resume,
     Run,
     Signal,
     Start,
@@ -67,6 +70,12 @@ class HostConnection:
     def wait(self, request: Wait) -> list[Outcome]:
         return self._call(self._actor.wait, request)
 
+    def fork(self, request: Fork) -> str:
+        return self._call(self._actor.fork, request)
+
+    def restart(self, request: Restart) -> str:
+        return self._call(self._actor.restart, request)
+
     def wait_message(self, request: WaitMessage) -> bool:
         return self._call(self._actor.wait_message, request)
 
@@ -78,6 +87,9 @@ class HostConnection:
 
     def cancel(self, request: Cancel) -> None:
         self._call(self._actor.cancel, request)
+
+    def resume(self, request: Resume) -> Outcome:
+        return self._call(self._actor.resume, request)
 
     def register(self, request: Register) -> None:
         for workflow in request.workflows:

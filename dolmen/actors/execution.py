@@ -25,6 +25,8 @@ class Execution:
     parent: tuple[str, int] | None = None  # (parent id, position) of a child
     instance: WorkflowInstance | None = None  # None while evicted (or ended)
     durable: int = 0  # events of the history that are on disk
+    base: int = 0  # the seq of the current run's first event (see dolmen.runtime.runs)
+    next_run: Event | None = None  # the next run's CREATED, written with a CONTINUED
     incoming: list[Event] = dataclasses.field(default_factory=list)  # arrived, not yet written
     writing: bool = False  # an LTX of this execution is with the store (one at a time)
     status: Status = Status.RUNNING
@@ -35,6 +37,7 @@ class Execution:
     children: set[str] = dataclasses.field(default_factory=set)
     last_active: float = 0.0
     flush_waiters: list[asyncio.Future[None]] = dataclasses.field(default_factory=list)
+    unblocking: bool = False  # replayed again after a block: stored as RUNNING first
 
     @property
     def running(self) -> bool:

@@ -27,9 +27,12 @@ from dolmen.actors.requests import (
     Cancel,
     Commit,
     Describe,
+    Fork,
     Heartbeat,
     Refusal,
     Register,
+    Restart,
+    Resume,
     Run,
     Signal,
     Start,
@@ -242,9 +245,18 @@ class HostActor:
         host = await self._ready()
         if self._cluster is not None:
             return await self._cluster.start(
-                request.workflow, request.args, request.execution_id, request.tags
+                request.workflow, request.args, request.execution_id, request.timeout, request.tags
             )
-        return await host.start(request.workflow, request.args, request.execution_id, request.tags)
+        return await host.start(
+            request.workflow, request.args, request.execution_id, request.timeout, request.tags
+        )
+
+    async def fork(self, request: Fork) -> str:
+        host = await self._ready()
+        return await host.fork(request.source_id, request.at, request.new_id)
+
+    async def restart(self, request: Restart) -> str:
+        return await (await self._ready()).restart(request.execution_id)
 
     async def start_many(self, request: StartMany) -> list[str]:
         starts = [
@@ -255,7 +267,10 @@ class HostActor:
 
     async def wait(self, request: Wait) -> list[Outcome]:
         host = await self._ready()
-        waits = [host.wait_result(i, request.timeout) for i in request.execution_ids]
+        waits = [
+            host.wait_result(i, request.timeout, request.raise_on_blocked)
+            for i in request.execution_ids
+        ]
         if len(waits) == 1:
             return [await waits[0]]
         return list(await asyncio.gather(*waits))
@@ -287,6 +302,12 @@ class HostActor:
         if self._cluster is not None:
             return await self._cluster.route(request)
         await host.cancel(request.execution_id)
+
+    async def resume(self, request: Resume) -> Outcome:
+        host = await self._ready()
+        if self._cluster is not None:
+            return await self._cluster.route(request)
+        return await host.resume_blocked(request.execution_id)
 
     async def storage_stats(self, request: StorageStats) -> dict[str, Any]:
         await self._ready()

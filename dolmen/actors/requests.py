@@ -26,6 +26,7 @@ class Start:
     workflow: Workflow | str
     args: bytes  # the encoded arguments (Workflow.encode_args)
     execution_id: str
+    timeout: float | None = None  # the execution's deadline in seconds (else the workflow's)
     tags: dict[str, str] | None = None  # checked (dolmen.runtime.tags)
 
 
@@ -46,10 +47,12 @@ class Run:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Wait:
-    """Wait up to ``timeout`` for each of ``execution_ids`` to end."""
+    """Wait up to ``timeout`` for each of ``execution_ids`` to end (a blocked one is
+    waited for, unless ``raise_on_blocked``: then its BLOCKED outcome comes back)."""
 
     execution_ids: list[str]
     timeout: float | None
+    raise_on_blocked: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +64,29 @@ class Signal:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Cancel:
+    execution_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resume:
+    """Replay a blocked execution against the code registered now."""
+
+    execution_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fork:
+    """A new execution from ``source_id``'s results before position ``at``."""
+
+    source_id: str
+    at: int | None
+    new_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Restart:
+    """A new run of a failed or cancelled execution."""
+
     execution_id: str
 
 
@@ -95,7 +121,7 @@ class StorageStats:
     execution_ids: list[str] | None
 
 
-Routed = Signal | Cancel  # what the coordinator forwards to the execution's replayer
+Routed = Signal | Cancel | Resume  # what the coordinator forwards to the execution's replayer
 
 
 # ---- between the storage actor and its replayers ----------------------------------------

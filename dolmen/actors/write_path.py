@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from dolmen.actors.execution import Execution
 from dolmen.runtime.errors import LeaseLost
 from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.runs import next_run
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.records import (
     event_record,
@@ -29,6 +30,7 @@ from dolmen.storage.store import Acknowledge, Store
 log = logging.getLogger("dolmen.host")
 
 RETRY_AFTER = 1.0  # seconds before a failed write is tried again
+HANDED_OVER = (Kind.SIGNAL_RECEIVED, Kind.CANCEL_REQUESTED)  # what a continuing run passes on
 
 
 class WriteListener(Protocol):
@@ -90,14 +92,30 @@ class WritePath:
         if not cached and not incoming:
             release_flush_waiters(execution)
             return
+        handed_over: list[Event] = []
         if instance is not None and instance.finished:
-            incoming = []  # nothing may follow the terminal event; they resolve nothing now
+            # Nothing may follow the terminal event; they resolve nothing now, except that
+            # signals and a cancel for a run that continues go to the next run.
+            handed_over = [e for e in incoming if e.kind in HANDED_OVER]
+            incoming = []
         children: list[Execution] = []
         ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
-        for seq, event in enumerate([*cached, *incoming], start=execution.durable):
+        start = execution.base + execution.durable
+        for seq, event in enumerate([*cached, *incoming], start=start):
             event.ts = event.ts or self._clock()
             ltx.events.append(event_record(execution.eid, seq, event))
-            if event.kind in TERMINAL:
+            if event.kind == Kind.CONTINUED:
+                # The next run starts in the same LTX: a crash leaves one run or the other.
+                first = next_run(
+                    instance.history[0],
+                    event.data["args"],
+                    seq + 1,
+                    event.ts,
+                    **handover(instance.unconsumed_signals(), handed_over),
+                )
+                ltx.events.append(event_record(execution.eid, seq + 1, first))
+                execution.next_run = first
+            elif event.kind in TERMINAL:
                 outcome = Outcome.of_terminal(event)
                 ltx.statuses.append(status_record(execution.eid, outcome, event.ts))
             elif event.kind == Kind.VALUE_RECORDED and event.data.get("what") == "tags":
@@ -171,6 +189,18 @@ class WritePath:
         execution.durable += pending.cached + len(pending.resolutions)
         if self.listener.durable(execution, pending.resolutions, pending.children):
             self.after_write(execution)
+
+
+def handover(unconsumed: list[list[Any]], arrived: list[Event]) -> dict[str, Any]:
+    """What a continuing run passes to the next in its first event: the signals nobody
+    waited for and those that arrived as it ended (in order), and a cancel."""
+    signals = unconsumed + [
+        [e.data["name"], e.data.get("value")] for e in arrived if e.kind == Kind.SIGNAL_RECEIVED
+    ]
+    fields: dict[str, Any] = {"signals": signals} if signals else {}
+    if any(e.kind == Kind.CANCEL_REQUESTED for e in arrived):
+        fields["cancel"] = True
+    return fields
 
 
 def release_flush_waiters(execution: Execution) -> None:

@@ -14,6 +14,7 @@ from dolmen import storage as db
 from dolmen.cli.acting import (
     cmd_cancel,
     cmd_down,
+    cmd_resume,
     cmd_run,
     cmd_serve,
     cmd_signal,
@@ -22,7 +23,9 @@ from dolmen.cli.acting import (
 )
 from dolmen.cli.analytics import cmd_stats, cmd_trace
 from dolmen.cli.reading import cmd_history, cmd_ls, cmd_result, cmd_status
+from dolmen.cli.repairing import cmd_fork, cmd_restart
 from dolmen.cli.ui.command import cmd_ui
+from dolmen.cli.upgrade import cmd_upgrade_check
 
 EMBEDDED_NOTE = """\
 With the embedded default (no --address and no RAY_ADDRESS) the runtime lives inside
@@ -131,8 +134,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value", nargs="?", help="JSON value (a non-JSON word is a string)")
     p.epilog = EMBEDDED_NOTE
 
+    p = command("resume", cmd_resume, "replay a blocked execution against the code deployed now")
+    p.add_argument("id", help="execution id")
+    p.add_argument(
+        "--module", action="append", default=[], metavar="M", help="register module M first"
+    )
+    p.epilog = (
+        "A blocked execution's code diverged from its history. It resumes by itself when\n"
+        "code that replays it is registered or the runtime restarts; this asks now. Exit 1\n"
+        "(it stays blocked) if the code still diverges; `dolmen upgrade-check` tells first."
+    )
+
+    p = command(
+        "upgrade-check",
+        cmd_upgrade_check,
+        "replay unfinished executions on the code as importable now (before a deploy; no Ray)",
+    )
+    p.add_argument("module", nargs="+", metavar="MODULE", help="module(s) with the new code")
+    p.add_argument("--workflow", action="append", default=[], metavar="NAME", help="only NAME")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.epilog = (
+        "Every running or blocked execution of the modules' workflows is replayed in memory\n"
+        "(no activity runs; the database is read-only). Exit 0 if all replay cleanly, 1 if\n"
+        "any would block (each is listed with where it diverges), 2 on error."
+    )
+
+    p = command("fork", cmd_fork, "a new execution from an ended one's results before a step")
+    p.add_argument("id", help="the execution to fork (it must have ended)")
+    p.add_argument(
+        "--at",
+        type=int,
+        metavar="N",
+        help="reuse the results of commands before position N, as `dolmen history` shows "
+        "them (default: the step that failed)",
+    )
+    p.add_argument("--new-id", metavar="ID", help="the fork's id (default: <id>.fork<k>)")
+    add_repair_waiting(p)
+    p.epilog = EMBEDDED_NOTE
+
+    p = command("restart", cmd_restart, "a new run of a failed or cancelled execution")
+    p.add_argument("id", help="execution id")
+    add_repair_waiting(p)
+    p.epilog = (
+        "Reuses the results recorded before the failing command; the ended run stays as\n"
+        "an earlier run (`dolmen history ID --run N`).\n\n" + EMBEDDED_NOTE
+    )
+
     p = command("ls", cmd_ls, "list executions, newest first (reads the database; no Ray)")
-    p.add_argument("--status", help="running, finished, failed, cancelled or nondeterministic")
+    p.add_argument("--status", help="running, blocked, finished, failed or cancelled")
     p.add_argument("--workflow", metavar="NAME", help="module:function or just function")
     p.add_argument(
         "--tag", action="append", default=[], metavar="K=V", help="has tag K=V; repeatable"
@@ -142,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("history", cmd_history, "show an execution's event history (no Ray)")
     p.add_argument("id", help="execution id")
+    p.add_argument(
+        "--run", type=int, metavar="N", help="show run N (1 = the first; default: the latest)"
+    )
     p.add_argument(
         "--json", action="store_true", help="print a lossless JSON document (payloads decoded)"
     )
@@ -188,6 +240,12 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("workflow", metavar="module:function", help="the workflow to run")
     p.add_argument("args", nargs="*", metavar="ARGS", help="arguments, as JSON values")
     p.add_argument("--id", help="execution id (an existing id returns that execution)")
+
+
+def add_repair_waiting(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="wait for its result and print it")
+    p.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
+    add_progress(p)
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:

@@ -60,8 +60,14 @@ def summarize(event: Event) -> str:
         return f"signal {d.get('name')!r}{value}"
     if k == Kind.VALUE_RECORDED:
         return f"{d.get('what')}() = {d.get('value')!r}"
+    if k == Kind.MARKER:
+        return event.describe()
     if k == Kind.FINISHED:
         return f"-> {value_text(d['result'])}" if "result" in d else ""
     if k == Kind.FAILED:
         return error_text(d)
+    if k == Kind.CONTINUED:
+        return "next run: " + format_call("continue_as_new", d.get("args"))
+    if k == Kind.DEADLINE_PASSED:
+        return f"deadline of {d.get('timeout')} s passed"
     return ""

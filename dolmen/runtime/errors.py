@@ -39,7 +39,8 @@ class LeaseLost(DolmenError):
 class NondeterminismError(DolmenError):
     """Workflow code issued a command that differs from its recorded history.
 
-    The history is left untouched; the execution stops with status ``nondeterministic``.
+    The history is left untouched; the execution is ``blocked`` (unfinished) until code
+    that replays it cleanly is deployed, or ``resume`` is asked.
     """
 
     def __init__(self, position: int, expected: str, actual: str, execution_id: str = "") -> None:
@@ -55,6 +56,33 @@ class NondeterminismError(DolmenError):
 
     def __reduce__(self):  # keep the fields when Ray ships the error between processes
         return (type(self), (self.position, self.expected, self.actual, self.execution_id))
+
+
+class NondeterministicCallError(NondeterminismError):
+    """Strict workflow code called something whose result a replay would not repeat
+    (the clock, randomness, files, sockets, subprocesses): raised at the call."""
+
+    def __init__(
+        self, call: str, where: str, hint: str, position: int = -1, execution_id: str = ""
+    ):
+        self.call = call
+        self.where = where
+        self.hint = hint
+        self.position = position
+        self.expected = "deterministic workflow code"
+        self.actual = f"{call} at {where}"
+        self.execution_id = execution_id
+        DolmenError.__init__(
+            self,
+            f"{call} called from workflow code at {where}: a replay would not repeat it "
+            f"(strict mode); {hint}",
+        )
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (self.call, self.where, self.hint, self.position, self.execution_id),
+        )
 
 
 class WorkflowError(DolmenError):
@@ -198,6 +226,24 @@ class CancelledError(DolmenError):
 
 class WaitTimeoutError(DolmenError, TimeoutError):
     """Inside a workflow: ``wait_signal(name, timeout=...)`` reached its durable deadline."""
+
+
+class WorkflowTimeoutError(DolmenError, TimeoutError):
+    """The execution's deadline (``@workflow(timeout=)`` or ``start(timeout=)``) passed.
+
+    Raised inside the workflow at the operation it awaits (it may catch it to compensate);
+    the execution then ends ``failed`` with it, and ``result()`` raises it.
+    """
+
+
+class ContinueAsNew(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by ``dolmen.continue_as_new``: ends this run, the next one starts with
+    ``args`` (encoded). A BaseException, so ``except Exception`` in workflow code does not
+    swallow it."""
+
+    def __init__(self, args: bytes) -> None:
+        super().__init__("continue_as_new")
+        self.args_payload = args
 
 
 class ResultTimeoutError(DolmenError, TimeoutError):

@@ -43,6 +43,11 @@ class Kind(enum.IntEnum):
     # The latest ``dolmen.heartbeat`` details of a running attempt (neither a command nor a
     # resolution: replay only keeps the details for the next attempt).
     HEARTBEAT_RECORDED = 20
+    # A versioning marker (dolmen.patched / deprecate_patch): a command without a position.
+    MARKER = 21
+    # 24, 25: runs and deadlines (values left free below for other features' kinds)
+    CONTINUED = 24  # the run ended by continue_as_new; the next run's CREATED follows it
+    DEADLINE_PASSED = 25  # the execution's deadline passed (a durable timer)
 
 
 COMMANDS = frozenset(
@@ -55,6 +60,8 @@ COMMANDS = frozenset(
         Kind.FINISHED,
         Kind.FAILED,
         Kind.CANCELLED,
+        Kind.MARKER,
+        Kind.CONTINUED,
         Kind.OPERATION_CANCELLED,
         Kind.EVENT_SET,
         Kind.STREAM_WRITTEN,
@@ -65,11 +72,14 @@ MESSAGES = frozenset({Kind.EVENT_SET, Kind.STREAM_WRITTEN, Kind.STREAM_CLOSED})
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Commands that must be durable before the workflow can make progress without them: their
 # deadlines, children and waits must survive a crash exactly as issued. Activity schedules
-# and recorded values are cached and ride along with the next durable event.
+# and recorded values (and versioning markers) are cached and ride along with the next
+# durable event.
 # Messages are written at once too, though nothing waits for them: readers see a value at
 # the next group commit, not at the workflow's next durable step.
 FLUSH_NOW = (
-    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL | MESSAGES
+    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED, Kind.CONTINUED})
+    | TERMINAL
+    | MESSAGES
 )
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
@@ -81,6 +91,7 @@ RESOLUTIONS = frozenset(
         Kind.CHILD_FINISHED,
         Kind.SIGNAL_RECEIVED,
         Kind.CANCEL_REQUESTED,
+        Kind.DEADLINE_PASSED,
     }
 )
 
@@ -119,16 +130,27 @@ class Event:
             return f"cancel of the operation at position {self.position}"
         if k == Kind.VALUE_RECORDED:
             return f"{d.get('what')}() at position {self.position}"
+        if k == Kind.MARKER:
+            call = "deprecate_patch" if d.get("deprecated") else "patched"
+            return f"{call}({d.get('patch')!r})"
         if k == Kind.FINISHED:
             return "workflow return"
         if k == Kind.FAILED:
             return f"workflow failure ({d.get('type')})"
+        if k == Kind.CONTINUED:
+            return f"continue_as_new({short(format_args(d.get('args')), 120)})"
         return f"{k.name.lower()} (position {self.position})"
 
 
-def created(workflow: str, args: bytes, ts: float = 0.0) -> Event:
-    """The first event of every history: which workflow, called with which arguments."""
-    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args}, ts)
+def is_deprecated_marker(event: Event) -> bool:
+    """A marker ``deprecate_patch`` recorded: code that no longer asks for it replays past it."""
+    return event.kind == Kind.MARKER and bool(event.data.get("deprecated"))
+
+
+def created(workflow: str, args: bytes, ts: float = 0.0, **run: Any) -> Event:
+    """The first event of every history (and of every run): which workflow, called with
+    which arguments; ``run`` adds the run's fields (see ``dolmen.runtime.runs``)."""
+    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args, **run}, ts)
 
 
 def format_args(payload: bytes | None) -> str:

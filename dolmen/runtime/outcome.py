@@ -1,7 +1,7 @@
 """How an execution ended, as one typed value: what waiters get and what the row stores.
 
 A finished execution has its result (codec bytes); every other ending has error fields
-(``type``, ``message``, ``traceback``, plus the mismatch for a nondeterministic stop).
+(``type``, ``message``, ``traceback``, plus the mismatch of a blocked execution).
 Hosts hand ``Outcome`` values to clients and to parents; ``value()`` turns one into the
 result or the exception a caller sees.
 """
@@ -16,6 +16,7 @@ from dolmen.runtime.errors import (
     ErrorInfo,
     NondeterminismError,
     WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from dolmen.runtime.events import Event
 from dolmen.runtime.status import Status
@@ -65,13 +66,15 @@ class Outcome(NamedTuple):
             return codec.decode(self.result, hint)
         if self.status is Status.CANCELLED:
             raise CancelledError(f"execution {execution_id!r} was cancelled")
-        if self.status is Status.NONDETERMINISTIC:
+        if self.status is Status.BLOCKED:  # only for waiters that asked to hear of it
             raise NondeterminismError(
                 self.error_field("position", -1),
                 self.error_field("expected", "?"),
                 self.error_field("actual", "?"),
                 execution_id,
             )
+        if self.error_field("type", "?") == WorkflowTimeoutError.__qualname__:
+            raise WorkflowTimeoutError(self.error_field("message", "deadline passed"))
         raise WorkflowFailedError(
             execution_id,
             self.error_field("type", "?"),

@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from dolmen.runtime.definitions import Activity, Workflow
-from dolmen.runtime.errors import WorkflowError
+from dolmen.runtime.errors import ContinueAsNew, WorkflowError
 from dolmen.runtime.replay import Pending, WorkflowInstance, current_instance
 
 
@@ -58,7 +58,14 @@ def random() -> float:
 def uuid4() -> _uuid.UUID:
     """A random UUID, recorded on first run and replayed afterwards."""
     instance = current_instance()
-    return _uuid.uuid4() if instance is None else instance.uuid4()
+    if instance is None:
+        return _uuid.uuid4()
+    rng = instance.rng  # the instance's: seeded once, and a test's own when it gives one
+
+    def produce() -> str:
+        return str(_uuid.UUID(int=rng.getrandbits(128), version=4))
+
+    return _uuid.UUID(instance.record_value("uuid4", produce))
 
 
 def set_tags(**tags: str) -> None:
@@ -71,6 +78,42 @@ def set_tags(**tags: str) -> None:
     if instance is None:
         raise RuntimeError("dolmen.set_tags() is for workflow code (inside a running workflow)")
     instance.record_value("tags", lambda: checked)
+
+
+def _patch_id(patch_id: str, what: str) -> str:
+    if not isinstance(patch_id, str) or not patch_id:
+        raise ValueError(f"dolmen.{what} needs a non-empty string patch id, not {patch_id!r}")
+    return patch_id
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this execution takes the new branch of the change ``patch_id``.
+
+    True when the history has the patch's marker at this point, or when the execution
+    reaches this point for the first time (the marker is then recorded, with the next
+    durable event); False only when replaying history that passed this point without
+    it. A plain call (no await). Outside a workflow: True.
+    """
+    _patch_id(patch_id, "patched")
+    instance = current_instance()
+    return True if instance is None else instance.patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """The old branch of ``patch_id`` is gone from the code: histories with or without its
+    marker replay; new executions record a deprecated marker that later code may drop."""
+    _patch_id(patch_id, "deprecate_patch")
+    instance = current_instance()
+    if instance is not None:
+        instance.deprecate_patch(patch_id)
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> Any:
+    """End this run and start the next run of the same execution id with these arguments
+    and a fresh history (the run's history is kept as an earlier run). Raises, never
+    returns; ``return dolmen.continue_as_new(...)`` reads well too."""
+    instance = _instance("continue_as_new")
+    raise ContinueAsNew(instance.workflow.encode_args(args, kwargs))
 
 
 def gather(*operations: Pending) -> Pending:
