@@ -92,7 +92,7 @@ class Host:
         self._clock = clock
         self.executor = ActivityExecutor(threads, processes, native_threads)
         self._waiters = ResultWaiters()
-        self._write_path = WritePath(store, clock)
+        self._write_path = WritePath(store, clock, self._waiters)
         self._dispatcher = Dispatcher(
             self._write_path, store, self.local_store, self.executor, self._waiters, clock, node
         )
