@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
+from dolmen.actors import lifeline
 from dolmen.actors.host import Host
 from dolmen.actors.options import RuntimeOptions
 from dolmen.actors.remote_errors import ray_cause
@@ -156,6 +157,7 @@ class HostActor:
     """
 
     def __init__(self, options: RuntimeOptions) -> None:
+        lifeline.watch()  # ends this process even if an activity thread never returns
         self._options = options
         self._host: Host | None = None
         self._local: LocalStore | None = None  # the host's store: the file on this node
