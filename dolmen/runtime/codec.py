@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import threading
 import types
 import typing
 import uuid
@@ -60,12 +61,26 @@ def _packb(value: Any) -> bytes:
     return msgpack.packb(value, default=_default, use_bin_type=True, strict_types=True)
 
 
+# Tuples nest through the ext hook: each level is a new msgpack unpack, whose context
+# takes ~32 kB of C stack, outside msgpack's own depth limit. A crafted payload nesting a
+# few hundred of them overflowed the stack and killed the process (a segfault, no error).
+_MAX_TUPLE_DEPTH = 32
+_depth = threading.local()
+
+
 def _ext_hook(code: int, data: bytes) -> Any:
     if code == _BIGINT:
         text = data.decode()
         return int(text, 16) if "x" in text else int(text)
     if code == _TUPLE:
-        return tuple(decode(data))
+        depth = getattr(_depth, "value", 0)
+        if depth >= _MAX_TUPLE_DEPTH:
+            raise EncodingError(f"stored payload nests tuples deeper than {_MAX_TUPLE_DEPTH}")
+        _depth.value = depth + 1
+        try:
+            return tuple(decode(data))
+        finally:
+            _depth.value = depth
     raise EncodingError(f"stored payload has unknown extension type {code}")
 
 

@@ -41,6 +41,9 @@ def connect(
         )
         # Wait this long for a lock held by another program before reporting it.
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        # Before anything is changed: a foreign file is refused untouched (not even
+        # switched to WAL, which rewrites its header).
+        _check_is_dolmen(conn, path)
         if not readonly:
             # WAL: readers (CLI, DuckDB, replay loads) never block the single writer.
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -51,7 +54,6 @@ def connect(
             conn.execute(f"PRAGMA synchronous = {synchronous}")
         # Temporary b-trees (sorts for `ls`) stay in memory instead of temp files.
         conn.execute("PRAGMA temp_store = MEMORY")
-        _check_is_dolmen(conn, path)
         if not readonly:
             migrate(conn)
     except sqlite3.DatabaseError as exc:

@@ -12,6 +12,7 @@ file it opened: a deleted or replaced database is never written again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
@@ -159,6 +160,12 @@ class GroupCommitWriter:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
+        # Everything into the database file itself, and the WAL emptied: a stopped
+        # runtime's file is whole on its own (copied alone, or with its WAL lost or torn,
+        # it still holds every commit). Readers still open would otherwise keep it all in
+        # the WAL, where a read-only connection closing last cannot checkpoint it.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
         os.close(self._lock_fd)  # closing drops the flock
 
