@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from dolmen.actors.execution import Execution
 from dolmen.actors.executor import ActivityExecutor
 from dolmen.actors.failures import AttemptFailed
 from dolmen.actors.heartbeats import Supervision
 from dolmen.actors.results import ResultWaiters
+from dolmen.actors.timers import WallTimer
 from dolmen.actors.write_path import WritePath, release_flush_waiters
 from dolmen.runtime.attempt import invoke
 from dolmen.runtime.context import ActivityInfo
@@ -170,10 +172,8 @@ class Dispatcher:
             kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
         ):
             execution.dispatched.add(position)
-            delay = max(0.0, command.data["fire_at"] - self._clock())
-            execution.timers[position] = asyncio.get_running_loop().call_later(
-                delay, self._timer_fired, execution, position
-            )
+            fire = partial(self._timer_fired, execution, position)
+            execution.timers[position] = WallTimer(self._clock, command.data["fire_at"], fire)
         elif kind == Kind.CHILD_STARTED:
             execution.dispatched.add(position)
             child_id = command.data["child_id"]
@@ -211,6 +211,12 @@ class Dispatcher:
         if row is not None and row.status.ended:
             data = row.outcome().child_finished(row.id)
             self.resolve(execution, Event(Kind.CHILD_FINISHED, position, data))
+
+    def rearm_timers(self) -> None:
+        """The wall clock jumped: every pending timer sleeps for what remains by it now."""
+        for execution in self.executions.values():
+            for timer in execution.timers.values():
+                timer.rearm()
 
     def _timer_fired(self, execution: Execution, position: int) -> None:
         execution.timers.pop(position, None)

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from dolmen.actors.timers import WallTimer
 from dolmen.runtime.definitions import Workflow
 from dolmen.runtime.events import Event
 from dolmen.runtime.outcome import Outcome
@@ -31,7 +32,7 @@ class Execution:
     outcome: Outcome | None = None  # once it ended
     dispatched: set[int] = dataclasses.field(default_factory=set)
     tasks: dict[int, asyncio.Task[Any]] = dataclasses.field(default_factory=dict)
-    timers: dict[int, asyncio.TimerHandle] = dataclasses.field(default_factory=dict)
+    timers: dict[int, WallTimer] = dataclasses.field(default_factory=dict)
     children: set[str] = dataclasses.field(default_factory=set)
     last_active: float = 0.0
     flush_waiters: list[asyncio.Future[None]] = dataclasses.field(default_factory=list)

@@ -99,6 +99,8 @@ class Host:
         self._messages = MessageBoard(lambda: self._local().reader)
         if self.local_store is not None:
             self._write_path.observers.append(self._messages.on_commit)
+        if callable(subscribe := getattr(clock, "subscribe", None)):  # an injected clock
+            subscribe(self._dispatcher.rearm_timers)  # its jumps re-check every timer
         self._starting: dict[str, asyncio.Future[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
