@@ -6,7 +6,7 @@ move: so on waking the timer checks the wall clock again. If the clock went back
 not due yet and sleeps for what remains (it never fires early); it fires exactly once;
 and ``rearm`` (called when the clock is known to have jumped forward, see
 ``dolmen.testing.clock.ManualClock``) lets it fire as soon as it is due rather than at
-its old monotonic deadline. It never fires later than that deadline either way.
+its old monotonic deadline. After a jump forward it fires at that deadline at the latest.
 """
 
 from __future__ import annotations
