@@ -142,11 +142,18 @@ class Host:
         if self._sweeper:
             self._sweeper.cancel()
         self._dispatcher.stop_work()
-        for execution in list(self._dispatcher.executions.values()):
-            if execution.running:
-                await self._write_path.flush(execution)
-        if self.local_store is not None:
-            await self.write(Ltx(statements=[meta.set_clean_shutdown(True)]))
+        try:
+            for execution in list(self._dispatcher.executions.values()):
+                if execution.running:
+                    await self._write_path.flush(execution)
+            if self.local_store is not None:
+                await self.write(Ltx(statements=[meta.set_clean_shutdown(True)]))
+        except StorageError:
+            # The disk refuses writes (full, replaced...): stop anyway, as after a crash.
+            # What was durable is replayed at the next start; the rest runs again.
+            self.executor.shutdown()
+            await self.store.close()
+            raise
         self.executor.shutdown()
         await self.store.close()
 

@@ -170,6 +170,8 @@ class WritePath:
         execution.writing = False
         if isinstance(ltx.error, LeaseLost):
             log.warning("execution %s moved to another host: %s", execution.id, ltx.error)
+            if self._held.pop(execution.id, None) is not None and self._waiters is not None:
+                self._waiters.release(execution.id)
             self.listener.moved(execution)
             return
         if ltx.error is not None:

@@ -204,14 +204,25 @@ def _kill_host(target: Target, rng: random.Random) -> None:
     _kill([pid] if (pid := _host_pid(target.db_path)) else [])
 
 
+def _soon(find: Any, within: float = 3.0) -> list[int]:
+    """What ``find()`` returns once it is not empty (a target may not exist yet), or []."""
+    until = time.monotonic() + within
+    while not (found := find()) and time.monotonic() < until:
+        time.sleep(0.02)  # polling for the target process, bounded
+    return found
+
+
 def _kill_worker(target: Target, rng: random.Random) -> None:
-    workers = _worker_pids(target)
+    workers = _soon(lambda: _worker_pids(target))
     _kill([rng.choice(workers)] if workers else [])
 
 
 def _kill_exec(target: Target, rng: random.Random) -> None:
-    pid = _host_pid(target.db_path)
-    _kill(_children(pid) if pid else [])
+    def running() -> list[int]:
+        pid = _host_pid(target.db_path)
+        return _children(pid) if pid else []
+
+    _kill(_soon(running))
 
 
 def _kill_runtime(target: Target, rng: random.Random) -> None:

@@ -215,3 +215,32 @@ def test_client_run_on_a_full_disk_raises_and_the_held_run_finishes(ray_session,
         client.close()
         kill_host(client)
     assert _integrity(str(disk.root / "dolmen.db")) == "ok"
+
+
+def test_closing_on_a_full_disk_stops_and_the_next_start_finishes_the_work(disk):
+    path = str(disk.root / "dolmen.db")
+
+    async def first() -> None:
+        host = Host(path)
+        await host.open()
+        await host.start(step_after_signal, _args(1), "c")
+        disk.fill()
+        with pytest.raises(StorageFaultError):
+            await host.signal("c", "go", dolmen.runtime.codec.encode(1))
+        with pytest.raises(StorageFaultError, match="is full"):
+            await host.close()  # says why it could not flush, and stops all the same
+
+    async def second() -> None:
+        host = Host(path)
+        await host.open()  # the writer's lock was let go: the first host stopped
+        try:
+            assert host.holds("c")  # unfinished, not failed
+            await host.signal("c", "go", dolmen.runtime.codec.encode(41))
+            assert (await _until_written(host, "c")).value("c", None) == 42
+        finally:
+            await host.close()
+
+    asyncio.run(first())
+    disk.free()
+    asyncio.run(second())
+    assert _integrity(path) == "ok"
