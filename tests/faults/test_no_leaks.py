@@ -34,7 +34,9 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_stuck_activities_do_not_outlive_their_driver(tmp_path, how):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("RAY_ADDRESS", None)  # its own Ray, as a user's script would start
+    # Its own Ray, as a user's script would start: "local" so that it never joins a
+    # cluster another program started on this machine (a shared one would outlive it).
+    env["RAY_ADDRESS"] = "local"
     done = subprocess.run(
         [sys.executable, "-m", "tests.faults.stuck_driver", str(tmp_path / "d.db"), how],
         cwd=ROOT,
