@@ -133,6 +133,15 @@ def test_crafted_msgpack_is_an_encoding_error_with_bounded_memory(payload):
     assert peak < 64 * MB, f"decoding {len(payload)} bytes took {peak / MB:.0f} MB"
 
 
+def test_tuples_too_deep_to_read_back_are_refused_before_they_are_stored():
+    value = None
+    for _ in range(32):
+        value = (value,)
+    assert codec.decode(codec.encode(value)) == value
+    with pytest.raises(EncodingError, match="nested deeper than 32"):
+        codec.encode((value,))
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200))
 def test_any_bytes_decode_or_fail_as_encoding_errors(data):
