@@ -25,6 +25,7 @@ from dolmen.runtime.errors import (
     WaitTimeoutError,
     WorkflowError,
     WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from dolmen.runtime.exec_activity import ExecError, ExecResult, exec_activity
 from dolmen.runtime.liveness import activity_cancelled, heartbeat
@@ -32,6 +33,7 @@ from dolmen.runtime.messages import close_stream, set_event, write_stream
 from dolmen.runtime.races import first
 from dolmen.runtime.workflow_api import (
     JoinSet,
+    continue_as_new,
     gather,
     join_set,
     now,
@@ -69,12 +71,14 @@ __all__ = [
     "WorkflowError",
     "WorkflowFailedError",
     "WorkflowHandle",
+    "WorkflowTimeoutError",
     "activity",
     "activity_cancelled",
     "activity_info",
     "c_activity",
     "close_stream",
     "connect",
+    "continue_as_new",
     "exec_activity",
     "first",
     "gather",

@@ -19,7 +19,7 @@ from dolmen import storage as db
 from dolmen.actors import requests
 from dolmen.actors.options import RuntimeOptions
 from dolmen.runtime import codec
-from dolmen.runtime.definitions import Workflow, lookup_workflow
+from dolmen.runtime.definitions import Workflow, check_timeout, lookup_workflow
 from dolmen.runtime.errors import ResultTimeoutError
 from dolmen.runtime.events import Event
 from dolmen.runtime.ids import new_execution_id
@@ -91,14 +91,41 @@ class Client:
     # ---- API -------------------------------------------------------------------------
 
     def start(
-        self, fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any
+        self,
+        fn: Workflow | str,
+        *args: Any,
+        id: str | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
     ) -> WorkflowHandle:
-        """Start an execution; with an ``id`` that exists, return that execution instead."""
+        """Start an execution; with an ``id`` that exists, return that execution instead.
+
+        ``timeout`` (seconds; else the workflow's own) is the execution's deadline: when it
+        passes, ``WorkflowTimeoutError`` ends it failed (see ``@workflow(timeout=)``).
+        """
         wf = self._workflow(fn)
+        check_timeout(timeout, "start(timeout=...)")
         payload = wf.encode_args(args, kwargs)
         # The id is chosen here, so a start retried after a host crash is idempotent.
-        request = requests.Start(wf, payload, id or new_execution_id())
+        request = requests.Start(wf, payload, id or new_execution_id(), timeout)
         return WorkflowHandle(self, self._runtime.start(request), wf)
+
+    def fork(
+        self, execution_id: str, at: int | None = None, new_id: str | None = None
+    ) -> WorkflowHandle:
+        """A new execution that reuses the results ``execution_id`` recorded before command
+        position ``at`` (as ``dolmen history`` shows them; None: the step that failed) and
+        runs the current code from there. ``new_id=None`` names it ``<id>.fork<k>``. The
+        source must have ended; it is left untouched."""
+        request = requests.Fork(execution_id, at, new_id)
+        return WorkflowHandle(self, self._runtime.fork(request), None)
+
+    def restart(self, execution_id: str) -> WorkflowHandle:
+        """Repair a failed or cancelled execution in place: a new run of the same id that
+        reuses the results before the failing command (the ended run stays as an earlier
+        run: ``history(id, run=N)``); the id's status and result become the new run's."""
+        self._runtime.restart(requests.Restart(execution_id))
+        return WorkflowHandle(self, execution_id, None)
 
     def start_many(
         self, fn: Workflow | str, args_list: Iterable[tuple[Any, ...]], ids: list[str] | None = None
@@ -154,10 +181,22 @@ class Client:
         finally:
             conn.close()
 
-    def history(self, execution_id: str) -> list[Event]:
+    def history(self, execution_id: str, run: int | None = None) -> list[Event]:
+        """The history of the execution's latest run, or of run ``run`` (1 = the first)."""
         conn = db.open_readonly(self.db_path)
         try:
-            return db.load_history(conn, db.require_execution(conn, execution_id).eid)
+            row = db.require_execution(conn, execution_id)
+            if run is None:
+                return db.load_history(conn, row.eid)
+            return db.load_run(conn, row, run)
+        finally:
+            conn.close()
+
+    def runs(self, execution_id: str) -> int:
+        """How many runs the execution has had (continue-as-new, restart); 1 for most."""
+        conn = db.open_readonly(self.db_path)
+        try:
+            return db.run_count(conn, db.require_execution(conn, execution_id).eid)
         finally:
             conn.close()
 
@@ -227,8 +266,9 @@ class WorkflowHandle:
         payload = codec.encode(value, f"signal {name!r}")
         self.client._runtime.signal(requests.Signal(self.id, name, payload))
 
-    def history(self) -> list[Event]:
-        return self.client.history(self.id)
+    def history(self, run: int | None = None) -> list[Event]:
+        """The latest run's history, or run ``run``'s (1 = the first)."""
+        return self.client.history(self.id, run)
 
     def get_event(self, key: str, timeout: float | None = None) -> Any:
         """The latest value the workflow set for ``key`` (``dolmen.set_event``), waiting
@@ -271,6 +311,12 @@ def run(fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) ->
     return default_client().run(fn, *args, id=id, **kwargs)
 
 
-def start(fn: Workflow | str, *args: Any, id: str | None = None, **kwargs: Any) -> WorkflowHandle:
+def start(
+    fn: Workflow | str,
+    *args: Any,
+    id: str | None = None,
+    timeout: float | None = None,
+    **kwargs: Any,
+) -> WorkflowHandle:
     """Start a workflow on the default runtime; returns its handle at once."""
-    return default_client().start(fn, *args, id=id, **kwargs)
+    return default_client().start(fn, *args, id=id, timeout=timeout, **kwargs)

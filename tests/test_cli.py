@@ -242,7 +242,8 @@ def test_ls_table_and_filters(capsys, populated):
     path, _ = populated
     code, out, _ = run_cli(capsys, "ls", "--db", path)
     lines = out.splitlines()
-    assert code == 0 and lines[0].split() == ["ID", "WORKFLOW", "STATUS", "CREATED", "SECONDS"]
+    header = ["ID", "WORKFLOW", "STATUS", "RUN", "CREATED", "SECONDS"]
+    assert code == 0 and lines[0].split() == header
     assert {line.split()[0] for line in lines[1:]} == {
         "ok-1",
         "ok-1/2",

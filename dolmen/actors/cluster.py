@@ -238,17 +238,23 @@ class Coordinator:
                     "replayer %s did not take new code: %s", sent[call].id, call.exception()
                 )
 
-    async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
+    async def start(
+        self,
+        workflow: Workflow | str,
+        args: bytes,
+        execution_id: str,
+        timeout: float | None = None,
+    ) -> str:
         target = self._choose()
         if target is None:
             self._local_placing += 1
             try:
-                return await self.host.start(workflow, args, execution_id)
+                return await self.host.start(workflow, args, execution_id, timeout)
             finally:
                 self._local_placing -= 1
         target.placing += 1
         try:
-            created = await self.host.create(workflow, args, execution_id)
+            created = await self.host.create(workflow, args, execution_id, timeout)
         finally:
             target.placing -= 1
         if created is not None:

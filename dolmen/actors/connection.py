@@ -20,7 +20,9 @@ from dolmen.actors.remote_errors import ray_cause
 from dolmen.actors.requests import (
     Cancel,
     Describe,
+    Fork,
     Register,
+    Restart,
     Run,
     Signal,
     Start,
@@ -66,6 +68,12 @@ class HostConnection:
 
     def wait(self, request: Wait) -> list[Outcome]:
         return self._call(self._actor.wait, request)
+
+    def fork(self, request: Fork) -> str:
+        return self._call(self._actor.fork, request)
+
+    def restart(self, request: Restart) -> str:
+        return self._call(self._actor.restart, request)
 
     def wait_message(self, request: WaitMessage) -> bool:
         return self._call(self._actor.wait_message, request)

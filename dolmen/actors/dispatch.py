@@ -33,6 +33,7 @@ from dolmen.runtime.ids import parent_of
 from dolmen.runtime.liveness import Liveness
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
+from dolmen.runtime.runs import deadline_fields, run_info
 from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
@@ -97,10 +98,11 @@ class Dispatcher:
         for row in self._parked.pop(workflow.name, []):
             self.resume(row)
 
-    def start(self, execution_id: str, eid: int, workflow: Workflow, first: Event) -> None:
+    def start(self, execution_id: str, eid: int, workflow: Workflow, history: list[Event]) -> None:
+        """Run a new execution (or run) whose ``history`` is durable."""
         execution = Execution(execution_id, eid, workflow)
         self.executions[execution_id] = execution
-        self.load(execution, [first])
+        self.load(execution, history)
 
     def drop_all(self) -> None:
         """Let go of every execution without writing: another host now owns them."""
@@ -122,10 +124,12 @@ class Dispatcher:
     def load(self, execution: Execution, history: list[Event]) -> None:
         """(Re)build the instance by replaying ``history``, then dispatch what is pending."""
         execution.durable = len(history)
+        execution.base = run_info(history).base
         execution.instance = WorkflowInstance(
             execution.workflow, execution.id, history, clock=self._clock
         )
         execution.last_active = self._clock()
+        self._arm_deadline(execution, history)
         self._activate(execution, [])
         if execution.instance is not None and execution.running:
             for command in execution.instance.outstanding():
@@ -218,6 +222,32 @@ class Dispatcher:
             for timer in execution.timers.values():
                 timer.rearm()
 
+    def _arm_deadline(self, execution: Execution, history: list[Event]) -> None:
+        """The execution's deadline as a timer (key -1), unless it passed already."""
+        deadline = history[0].data.get("deadline")
+        if deadline is None or DEADLINE in execution.timers or self._stopped:
+            return
+        if any(e.kind == Kind.DEADLINE_PASSED for e in history):
+            return
+        fire = partial(self._deadline_passed, execution, history[0])
+        execution.timers[DEADLINE] = WallTimer(self._clock, deadline, fire)
+
+    def _deadline_passed(self, execution: Execution, first: Event) -> None:
+        execution.timers.pop(DEADLINE, None)
+        data = {"timeout": first.data.get("timeout"), "deadline": first.data["deadline"]}
+        self.resolve(execution, Event(Kind.DEADLINE_PASSED, -1, data))
+
+    def _next_run(self, execution: Execution) -> None:
+        """The run ended by continue-as-new is durable with the next one's first event:
+        the old run's work stops, the new run starts in the same ``Execution``."""
+        first, execution.next_run = execution.next_run, None
+        _cancel_work(execution)
+        execution.tasks.clear()
+        execution.timers.clear()
+        execution.dispatched.clear()
+        execution.children.clear()  # they run on; their endings resolve nothing now
+        self.load(execution, [first])
+
     def _timer_fired(self, execution: Execution, position: int) -> None:
         execution.timers.pop(position, None)
         self.resolve(execution, Event(Kind.TIMER_FIRED, position))
@@ -305,7 +335,9 @@ class Dispatcher:
             child_id, self.store.allocate_eid(), workflow, parent=(parent.id, event.position)
         )
         # Carried to load() once the LTX is durable.
-        child.incoming = [created(event.data["name"], event.data["args"], self._clock())]
+        now = self._clock()
+        deadline = deadline_fields(workflow.timeout, now)  # a child's own, if it has one
+        child.incoming = [created(event.data["name"], event.data["args"], now, **deadline)]
         return child
 
     def durable(
@@ -323,6 +355,9 @@ class Dispatcher:
             and instance.finished
             and execution.durable == len(instance.history)
         ):
+            if execution.next_run is not None:
+                self._next_run(execution)
+                return True
             self._ended(execution, Outcome.of_terminal(instance.history[-1]))
             return False
         if resolutions:
@@ -375,7 +410,7 @@ class Dispatcher:
         if execution.parent is not None:
             parent_id, position = execution.parent
             parent = self.executions.get(parent_id)
-            if parent is not None and parent.running:
+            if parent is not None and parent.running and execution.id in parent.children:
                 data = outcome.child_finished(execution.id)
                 self.resolve(parent, Event(Kind.CHILD_FINISHED, position, data))
         # Ended executions are answered from the database from now on.
@@ -430,6 +465,9 @@ class Dispatcher:
             for execution in list(self.executions.values()):
                 if execution.instance is not None and execution.last_active < cutoff:
                     await self.evict(execution)
+
+
+DEADLINE = -1  # the key of an execution's deadline among its timers (positions are >= 0)
 
 
 def _cancel_work(execution: Execution) -> None:

@@ -26,6 +26,8 @@ class Execution:
     parent: tuple[str, int] | None = None  # (parent id, position) of a child
     instance: WorkflowInstance | None = None  # None while evicted (or ended)
     durable: int = 0  # events of the history that are on disk
+    base: int = 0  # the seq of the current run's first event (see dolmen.runtime.runs)
+    next_run: Event | None = None  # the next run's CREATED, written with a CONTINUED
     incoming: list[Event] = dataclasses.field(default_factory=list)  # arrived, not yet written
     writing: bool = False  # an LTX of this execution is with the store (one at a time)
     status: Status = Status.RUNNING

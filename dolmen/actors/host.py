@@ -23,6 +23,7 @@ from dolmen.actors.execution import Execution
 from dolmen.actors.executor import ActivityExecutor
 from dolmen.actors.messages import MessageBoard
 from dolmen.actors.recovery import plan_recovery
+from dolmen.actors.repair import Repair, plan_fork, plan_restart
 from dolmen.actors.results import ResultWaiters
 from dolmen.actors.write_path import WritePath
 from dolmen.runtime import codec
@@ -35,8 +36,9 @@ from dolmen.runtime.errors import (
 )
 from dolmen.runtime.events import Event, Kind, created
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.runs import deadline_fields
 from dolmen.runtime.status import Status
-from dolmen.storage import meta
+from dolmen.storage import meta, reads
 from dolmen.storage.connection import Synchronous
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
@@ -220,29 +222,42 @@ class Host:
 
     # ---- client operations -----------------------------------------------------------
 
-    async def start(self, workflow: Workflow | str, args: bytes, execution_id: str) -> str:
+    async def start(
+        self,
+        workflow: Workflow | str,
+        args: bytes,
+        execution_id: str,
+        timeout: float | None = None,
+    ) -> str:
         """Create an execution (durably) and start it; an existing id is returned as is."""
-        created = await self.create(workflow, args, execution_id)
+        created = await self.create(workflow, args, execution_id, timeout)
         if created is not None:
-            self._dispatcher.start(execution_id, created.row.eid, created.workflow, created.first)
+            self._dispatcher.start(execution_id, created.row.eid, created.workflow, [created.first])
         return execution_id
 
     async def create(
-        self, workflow: Workflow | str, args: bytes, execution_id: str
+        self,
+        workflow: Workflow | str,
+        args: bytes,
+        execution_id: str,
+        timeout: float | None = None,
     ) -> Created | None:
         """Write a new execution's first event; None if ``execution_id`` already exists.
 
         The caller runs it here (``start``) or leases it to a replayer on another node.
+        ``timeout`` (else the workflow's) sets the execution's deadline.
         """
         wf = workflow if isinstance(workflow, Workflow) else lookup_workflow(workflow)
         register(wf)
+        timeout = wf.timeout if timeout is None else timeout
         if await self._exists(execution_id):
             return None
         starting = asyncio.get_running_loop().create_future()
         self._starting[execution_id] = starting
         try:
             eid = self.store.allocate_eid()
-            first = created(wf.name, args, self._clock())
+            now = self._clock()
+            first = created(wf.name, args, now, **deadline_fields(timeout, now))
             ltx = Ltx()
             ltx.add_execution(eid, execution_id, None, first)
             try:
@@ -266,6 +281,35 @@ class Host:
         if execution_id in self._dispatcher.executions:
             return True
         return self._row(execution_id) is not None
+
+    async def fork(self, source_id: str, at: int | None, new_id: str | None) -> str:
+        """A new execution replaying ``source_id``'s results before position ``at`` (None:
+        the step that failed), then running the current code; returns its id."""
+        local = self._local()
+
+        def taken(execution_id: str) -> bool:
+            return execution_id in self._starting or local.get(execution_id) is not None
+
+        return await self._repair(plan_fork(local, taken, source_id, at, new_id, self._clock()))
+
+    async def restart(self, execution_id: str) -> str:
+        """A new run of a failed or cancelled execution, reusing its results before the
+        failing command; the ended run stays as an earlier run."""
+        if execution_id in self._dispatcher.executions or execution_id in self._starting:
+            raise DolmenError(f"cannot restart execution {execution_id!r}: it is running")
+        return await self._repair(plan_restart(self._local(), execution_id, self._clock()))
+
+    async def _repair(self, repair: Repair) -> str:
+        register(repair.workflow)
+        starting = asyncio.get_running_loop().create_future()
+        self._starting[repair.execution_id] = starting
+        try:
+            await self.write(repair.ltx)
+        finally:
+            del self._starting[repair.execution_id]
+            starting.set_result(None)
+        self._dispatcher.start(repair.execution_id, repair.eid, repair.workflow, repair.history)
+        return repair.execution_id
 
     async def wait_result(self, execution_id: str, timeout: float | None) -> Outcome:
         """How the execution ended; ``Outcome`` RUNNING if ``timeout`` passed first."""
@@ -305,6 +349,13 @@ class Host:
             info["activities_running"] = len(execution.tasks)
         else:
             info["workflow"] = row.workflow
+        if row is not None:
+            reader = self._local().reader
+            info["run"] = reads.run_count(reader, row.eid)
+            first = reads.first_event(reader, row.eid)
+            if first is not None and "forked_from" in first.data:
+                info["forked_from"] = first.data["forked_from"]
+                info["forked_at"] = first.data["forked_at"]
         return info
 
     async def signal(self, execution_id: str, name: str, value: bytes) -> None:

@@ -26,9 +26,11 @@ from dolmen.actors.requests import (
     Cancel,
     Commit,
     Describe,
+    Fork,
     Heartbeat,
     Refusal,
     Register,
+    Restart,
     Run,
     Signal,
     Start,
@@ -230,8 +232,19 @@ class HostActor:
     async def start(self, request: Start) -> str:
         host = await self._ready()
         if self._cluster is not None:
-            return await self._cluster.start(request.workflow, request.args, request.execution_id)
-        return await host.start(request.workflow, request.args, request.execution_id)
+            return await self._cluster.start(
+                request.workflow, request.args, request.execution_id, request.timeout
+            )
+        return await host.start(
+            request.workflow, request.args, request.execution_id, request.timeout
+        )
+
+    async def fork(self, request: Fork) -> str:
+        host = await self._ready()
+        return await host.fork(request.source_id, request.at, request.new_id)
+
+    async def restart(self, request: Restart) -> str:
+        return await (await self._ready()).restart(request.execution_id)
 
     async def start_many(self, request: StartMany) -> list[str]:
         starts = [

@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import sqlite3
 
+from dolmen.runtime.commands import outstanding
 from dolmen.runtime.events import Event, Kind
 from dolmen.runtime.outcome import Outcome
-from dolmen.runtime.replay import outstanding
+from dolmen.runtime.runs import run_info
 from dolmen.runtime.status import Status
 from dolmen.storage import meta, reads
 from dolmen.storage.ltx import Ltx
@@ -85,7 +86,8 @@ def _fail(ltx: Ltx, row: ExecutionRow, history: list[Event], count: int, now: fl
         "traceback": "",
     }
     outcome = Outcome(Status.FAILED, error=fields)
-    ltx.events.append(EventRecord(row.eid, len(history), Kind.FAILED, -1, now, pack_data(fields)))
+    seq = run_info(history).base + len(history)
+    ltx.events.append(EventRecord(row.eid, seq, Kind.FAILED, -1, now, pack_data(fields)))
     ltx.statuses.append(status_record(row.eid, outcome, now))
     return outcome
 

@@ -26,6 +26,7 @@ class Start:
     workflow: Workflow | str
     args: bytes  # the encoded arguments (Workflow.encode_args)
     execution_id: str
+    timeout: float | None = None  # the execution's deadline in seconds (else the workflow's)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,6 +61,22 @@ class Signal:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Cancel:
+    execution_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Fork:
+    """A new execution from ``source_id``'s results before position ``at``."""
+
+    source_id: str
+    at: int | None
+    new_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Restart:
+    """A new run of a failed or cancelled execution."""
+
     execution_id: str
 
 

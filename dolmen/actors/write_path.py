@@ -18,13 +18,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from dolmen.actors.execution import Execution
 from dolmen.actors.results import ResultWaiters
 from dolmen.runtime.errors import LeaseLost, StorageError, StorageFaultError
 from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.runs import next_run
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.records import (
     event_record,
@@ -35,6 +36,7 @@ from dolmen.storage.store import Acknowledge, Store
 log = logging.getLogger("dolmen.host")
 
 RETRY_AFTER = 1.0  # seconds before a failed write is tried again
+HANDED_OVER = (Kind.SIGNAL_RECEIVED, Kind.CANCEL_REQUESTED)  # what a continuing run passes on
 
 
 class WriteListener(Protocol):
@@ -59,7 +61,7 @@ class WriteListener(Protocol):
 class _Pending:
     """What an in-flight LTX of an execution carries, for its acknowledgement."""
 
-    __slots__ = ("execution", "resolutions", "cached", "children")
+    __slots__ = ("execution", "resolutions", "cached", "children", "handed_over")
 
     def __init__(
         self,
@@ -67,11 +69,13 @@ class _Pending:
         resolutions: list[Event],
         cached: int,
         children: list[Execution],
+        handed_over: list[Event],
     ) -> None:
         self.execution = execution
         self.resolutions = resolutions
         self.cached = cached
         self.children = children
+        self.handed_over = handed_over  # for the next run; arrive again if refused
 
 
 class WritePath:
@@ -103,14 +107,30 @@ class WritePath:
         if not cached and not incoming:
             release_flush_waiters(execution)
             return
+        handed_over: list[Event] = []
         if instance is not None and instance.finished:
-            incoming = []  # nothing may follow the terminal event; they resolve nothing now
+            # Nothing may follow the terminal event; they resolve nothing now, except that
+            # signals and a cancel for a run that continues go to the next run.
+            handed_over = [e for e in incoming if e.kind in HANDED_OVER]
+            incoming = []
         children: list[Execution] = []
-        ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
-        for seq, event in enumerate([*cached, *incoming], start=execution.durable):
+        ltx = Ltx(token=_Pending(execution, incoming, len(cached), children, handed_over))
+        start = execution.base + execution.durable
+        for seq, event in enumerate([*cached, *incoming], start=start):
             event.ts = event.ts or self._clock()
             ltx.events.append(event_record(execution.eid, seq, event))
-            if event.kind in TERMINAL:
+            if event.kind == Kind.CONTINUED:
+                # The next run starts in the same LTX: a crash leaves one run or the other.
+                first = next_run(
+                    instance.history[0],
+                    event.data["args"],
+                    seq + 1,
+                    event.ts,
+                    **handover(instance.unconsumed_signals(), handed_over),
+                )
+                ltx.events.append(event_record(execution.eid, seq + 1, first))
+                execution.next_run = first
+            elif event.kind in TERMINAL:
                 outcome = Outcome.of_terminal(event)
                 ltx.statuses.append(status_record(execution.eid, outcome, event.ts))
             elif event.kind == Kind.CHILD_STARTED:
@@ -177,7 +197,7 @@ class WritePath:
         if ltx.error is not None:
             # Nothing of this LTX is on disk; put the resolutions back and retry shortly.
             self._hold(execution, ltx.error)
-            execution.incoming[:0] = pending.resolutions
+            execution.incoming[:0] = [*pending.resolutions, *pending.handed_over]
             asyncio.get_running_loop().call_later(RETRY_AFTER, self.start_write, execution)
             return
         if self._held and self._held.pop(execution.id, None) is not None:
@@ -199,6 +219,18 @@ class WritePath:
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(error)
+
+
+def handover(unconsumed: list[list[Any]], arrived: list[Event]) -> dict[str, Any]:
+    """What a continuing run passes to the next in its first event: the signals nobody
+    waited for and those that arrived as it ended (in order), and a cancel."""
+    signals = unconsumed + [
+        [e.data["name"], e.data.get("value")] for e in arrived if e.kind == Kind.SIGNAL_RECEIVED
+    ]
+    fields: dict[str, Any] = {"signals": signals} if signals else {}
+    if any(e.kind == Kind.CANCEL_REQUESTED for e in arrived):
+        fields["cancel"] = True
+    return fields
 
 
 def release_flush_waiters(execution: Execution) -> None:

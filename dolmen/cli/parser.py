@@ -22,6 +22,7 @@ from dolmen.cli.acting import (
 )
 from dolmen.cli.analytics import cmd_stats, cmd_trace
 from dolmen.cli.reading import cmd_history, cmd_ls, cmd_result, cmd_status
+from dolmen.cli.repairing import cmd_fork, cmd_restart
 
 EMBEDDED_NOTE = """\
 With the embedded default (no --address and no RAY_ADDRESS) the runtime lives inside
@@ -130,6 +131,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value", nargs="?", help="JSON value (a non-JSON word is a string)")
     p.epilog = EMBEDDED_NOTE
 
+    p = command("fork", cmd_fork, "a new execution from an ended one's results before a step")
+    p.add_argument("id", help="the execution to fork (it must have ended)")
+    p.add_argument(
+        "--at",
+        type=int,
+        metavar="N",
+        help="reuse the results of commands before position N, as `dolmen history` shows "
+        "them (default: the step that failed)",
+    )
+    p.add_argument("--new-id", metavar="ID", help="the fork's id (default: <id>.fork<k>)")
+    add_repair_waiting(p)
+    p.epilog = EMBEDDED_NOTE
+
+    p = command("restart", cmd_restart, "a new run of a failed or cancelled execution")
+    p.add_argument("id", help="execution id")
+    add_repair_waiting(p)
+    p.epilog = (
+        "Reuses the results recorded before the failing command; the ended run stays as\n"
+        "an earlier run (`dolmen history ID --run N`).\n\n" + EMBEDDED_NOTE
+    )
+
     p = command("ls", cmd_ls, "list executions, newest first (reads the database; no Ray)")
     p.add_argument("--status", help="running, finished, failed, cancelled or nondeterministic")
     p.add_argument("--workflow", metavar="NAME", help="module:function or just function")
@@ -138,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("history", cmd_history, "show an execution's event history (no Ray)")
     p.add_argument("id", help="execution id")
+    p.add_argument(
+        "--run", type=int, metavar="N", help="show run N (1 = the first; default: the latest)"
+    )
     p.add_argument(
         "--json", action="store_true", help="print a lossless JSON document (payloads decoded)"
     )
@@ -172,6 +197,12 @@ def add_start_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("workflow", metavar="module:function", help="the workflow to run")
     p.add_argument("args", nargs="*", metavar="ARGS", help="arguments, as JSON values")
     p.add_argument("--id", help="execution id (an existing id returns that execution)")
+
+
+def add_repair_waiting(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--wait", action="store_true", help="wait for its result and print it")
+    p.add_argument("--timeout", type=float, metavar="S", help="with --wait: give up after S s")
+    add_progress(p)
 
 
 def add_progress(p: argparse.ArgumentParser) -> None:

@@ -22,20 +22,29 @@ from dolmen.cli.plumbing import (
 from dolmen.cli.render.history import render_history
 from dolmen.cli.render.text import table
 from dolmen.runtime.describe import error_text, local_time
-from dolmen.runtime.events import Event, short
+from dolmen.runtime.events import TERMINAL, Event, Kind, short
 from dolmen.runtime.status import Status
 from dolmen.storage import export
 
 
 def load(args: argparse.Namespace) -> tuple[db.ExecutionRow, list[Event]]:
+    """The execution and the history of its latest run (or of ``args.run``)."""
     with reader(args) as conn:
         row = db.require_execution(conn, args.id)
-        return row, db.load_history(conn, row.eid)
+        run = getattr(args, "run", None)
+        return row, db.load_history(conn, row.eid) if run is None else db.load_run(conn, row, run)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     row, events = load(args)
+    with reader(args) as conn:
+        runs = db.run_count(conn, row.eid)
+        first = db.first_event(conn, row.eid)
     doc = export.execution_to_json(row, len(events))
+    doc["run"] = runs
+    source = first.data.get("forked_from") if first is not None else None
+    if source is not None:
+        doc["forked_from"], doc["forked_at"] = source, first.data.get("forked_at")
     if args.json:
         print(json.dumps(doc, indent=2))
         return EXIT_OK
@@ -47,6 +56,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         ("finished", finished_text(row)),
         ("events", str(len(events))),
     ]
+    if runs > 1:
+        fields.append(("run", str(runs)))
+    if source is not None:
+        fields.append(("forked", f"from {source} at position {doc['forked_at']}"))
     if doc["parent_id"]:
         fields.append(("parent", doc["parent_id"]))
     if doc["error"]:
@@ -101,19 +114,22 @@ def cmd_ls(args: argparse.Namespace) -> int:
         rows = db.list_executions(
             conn, status=args.status, workflow=args.workflow, limit=args.limit
         )
+        runs = [db.run_count(conn, r.eid) for r in rows]  # the latest run's number
     if args.json:
-        print(json.dumps([export.row_to_json(r) for r in rows], indent=2))
+        docs = [dict(export.row_to_json(r), run=n) for r, n in zip(rows, runs, strict=True)]
+        print(json.dumps(docs, indent=2))
         return EXIT_OK
-    lines = [["ID", "WORKFLOW", "STATUS", "CREATED", "SECONDS"]]
+    lines = [["ID", "WORKFLOW", "STATUS", "RUN", "CREATED", "SECONDS"]]
     lines += [
         [
             r.id,
             r.workflow,
             r.status,
+            str(n),
             local_time(r.created_at),
             f"{r.finished_at - r.created_at:.3f}" if r.finished_at is not None else "-",
         ]
-        for r in rows
+        for r, n in zip(rows, runs, strict=True)
     ]
     for line in table(lines):
         print(line)
@@ -127,6 +143,16 @@ def cmd_history(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(export.history_document(row, events), indent=2, ensure_ascii=False))
     else:
+        if args.run is not None:
+            print(f"run {args.run}: {run_status(events)} (the execution is {row.status})")
         for line in render_history(row, events):
             print(line)
     return EXIT_OK
+
+
+def run_status(events: list[Event]) -> str:
+    """How one run ended, from its last event (a run without an ending is the latest)."""
+    last = events[-1].kind
+    if last in TERMINAL or last == Kind.CONTINUED:
+        return str(Status.of_terminal(last))
+    return str(Status.RUNNING)

@@ -101,13 +101,21 @@ class Workflow(_Definition):
 
     kind = "workflow"
 
-    def __init__(self, fn: Callable[..., Any], name: str | None, wait: WaitStrategy) -> None:
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str | None,
+        wait: WaitStrategy,
+        timeout: float | None = None,
+    ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@dolmen.workflow needs an async def function, got {fn!r}")
         if wait not in ("await", "interrupt"):
             raise ValueError(f"wait must be 'await' or 'interrupt', not {wait!r}")
+        check_timeout(timeout, "a workflow's timeout")
         super().__init__(fn, name)
         self.wait = wait
+        self.timeout = timeout  # the execution's deadline, in seconds from its start
         _WORKFLOWS[self.name] = self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -225,16 +233,31 @@ def _check_resources(resources: dict[str, float] | None) -> None:
 
 
 def workflow(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None, wait: WaitStrategy = "await"
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    wait: WaitStrategy = "await",
+    timeout: float | None = None,
 ) -> Any:
     """Declare an ``async def`` as a durable workflow.
 
     ``wait="await"`` keeps a blocked execution hot in memory; ``"interrupt"`` unloads it
-    whenever it blocks and replays it when its result arrives.
+    whenever it blocks and replays it when its result arrives. ``timeout`` is the
+    execution's deadline in seconds (across its runs): when it passes,
+    ``WorkflowTimeoutError`` is raised at the operation the code awaits and the execution
+    ends failed with it (``start(..., timeout=)`` overrides it per execution).
     """
     if fn is None:
-        return lambda f: Workflow(f, name, wait)
-    return Workflow(fn, name, wait)
+        return lambda f: Workflow(f, name, wait, timeout)
+    return Workflow(fn, name, wait, timeout)
+
+
+def check_timeout(timeout: float | None, what: str) -> None:
+    """A deadline must be a positive number of seconds (or None: no deadline)."""
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"{what} must be a number of seconds > 0, not {timeout!r}")
 
 
 def activity(

@@ -64,4 +64,8 @@ def summarize(event: Event) -> str:
         return f"-> {value_text(d['result'])}" if "result" in d else ""
     if k == Kind.FAILED:
         return error_text(d)
+    if k == Kind.CONTINUED:
+        return "next run: " + format_call("continue_as_new", d.get("args"))
+    if k == Kind.DEADLINE_PASSED:
+        return f"deadline of {d.get('timeout')} s passed"
     return ""

@@ -230,6 +230,24 @@ class WaitTimeoutError(DolmenError, TimeoutError):
     """Inside a workflow: ``wait_signal(name, timeout=...)`` reached its durable deadline."""
 
 
+class WorkflowTimeoutError(DolmenError, TimeoutError):
+    """The execution's deadline (``@workflow(timeout=)`` or ``start(timeout=)``) passed.
+
+    Raised inside the workflow at the operation it awaits (it may catch it to compensate);
+    the execution then ends ``failed`` with it, and ``result()`` raises it.
+    """
+
+
+class ContinueAsNew(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by ``dolmen.continue_as_new``: ends this run, the next one starts with
+    ``args`` (encoded). A BaseException, so ``except Exception`` in workflow code does not
+    swallow it."""
+
+    def __init__(self, args: bytes) -> None:
+        super().__init__("continue_as_new")
+        self.args_payload = args
+
+
 class ResultTimeoutError(DolmenError, TimeoutError):
     """``handle.result(timeout=...)`` gave up waiting; the execution goes on."""
 

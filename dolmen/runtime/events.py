@@ -43,6 +43,9 @@ class Kind(enum.IntEnum):
     # The latest ``dolmen.heartbeat`` details of a running attempt (neither a command nor a
     # resolution: replay only keeps the details for the next attempt).
     HEARTBEAT_RECORDED = 20
+    # 24, 25: runs and deadlines (values left free below for other features' kinds)
+    CONTINUED = 24  # the run ended by continue_as_new; the next run's CREATED follows it
+    DEADLINE_PASSED = 25  # the execution's deadline passed (a durable timer)
 
 
 COMMANDS = frozenset(
@@ -55,6 +58,7 @@ COMMANDS = frozenset(
         Kind.FINISHED,
         Kind.FAILED,
         Kind.CANCELLED,
+        Kind.CONTINUED,
         Kind.OPERATION_CANCELLED,
         Kind.EVENT_SET,
         Kind.STREAM_WRITTEN,
@@ -69,7 +73,9 @@ TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Messages are written at once too, though nothing waits for them: readers see a value at
 # the next group commit, not at the workflow's next durable step.
 FLUSH_NOW = (
-    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED}) | TERMINAL | MESSAGES
+    frozenset({Kind.TIMER_STARTED, Kind.CHILD_STARTED, Kind.SIGNAL_WAITED, Kind.CONTINUED})
+    | TERMINAL
+    | MESSAGES
 )
 # An ACTIVITY_FAILED with final=False is a retried attempt: kept for the record, but it
 # resolves nothing, so replay skips it.
@@ -81,6 +87,7 @@ RESOLUTIONS = frozenset(
         Kind.CHILD_FINISHED,
         Kind.SIGNAL_RECEIVED,
         Kind.CANCEL_REQUESTED,
+        Kind.DEADLINE_PASSED,
     }
 )
 
@@ -123,12 +130,15 @@ class Event:
             return "workflow return"
         if k == Kind.FAILED:
             return f"workflow failure ({d.get('type')})"
+        if k == Kind.CONTINUED:
+            return f"continue_as_new({short(format_args(d.get('args')), 120)})"
         return f"{k.name.lower()} (position {self.position})"
 
 
-def created(workflow: str, args: bytes, ts: float = 0.0) -> Event:
-    """The first event of every history: which workflow, called with which arguments."""
-    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args}, ts)
+def created(workflow: str, args: bytes, ts: float = 0.0, **run: Any) -> Event:
+    """The first event of every history (and of every run): which workflow, called with
+    which arguments; ``run`` adds the run's fields (see ``dolmen.runtime.runs``)."""
+    return Event(Kind.CREATED, -1, {"workflow": workflow, "args": args, **run}, ts)
 
 
 def format_args(payload: bytes | None) -> str:

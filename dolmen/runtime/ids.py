@@ -14,15 +14,17 @@ def new_execution_id() -> str:
     return uuid.uuid4().hex
 
 
-def child_id(parent_id: str, position: int) -> str:
-    """The id of the child started at ``position`` of execution ``parent_id``."""
-    return f"{parent_id}/{position}"
+def child_id(parent_id: str, position: int, run: int = 1) -> str:
+    """The id of the child started at ``position`` of execution ``parent_id`` (in its
+    ``run``: a later run's positions start again at 0, so its children's ids say the run,
+    ``<parent id>/<run>.<position>``)."""
+    return f"{parent_id}/{position}" if run == 1 else f"{parent_id}/{run}.{position}"
 
 
 def parent_of(execution_id: str) -> tuple[str, int]:
     """``(parent id, position)`` of a child's id; only for ids made by ``child_id``."""
     parent, _, position = execution_id.rpartition("/")
-    return parent, int(position)
+    return parent, int(position.rpartition(".")[2])
 
 
 def root_of(execution_id: str) -> str:

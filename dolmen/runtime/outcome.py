@@ -16,6 +16,7 @@ from dolmen.runtime.errors import (
     ErrorInfo,
     NondeterminismError,
     WorkflowFailedError,
+    WorkflowTimeoutError,
 )
 from dolmen.runtime.events import Event
 from dolmen.runtime.status import Status
@@ -72,6 +73,8 @@ class Outcome(NamedTuple):
                 self.error_field("actual", "?"),
                 execution_id,
             )
+        if self.error_field("type", "?") == WorkflowTimeoutError.__qualname__:
+            raise WorkflowTimeoutError(self.error_field("message", "deadline passed"))
         raise WorkflowFailedError(
             execution_id,
             self.error_field("type", "?"),

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from dolmen.runtime import codec
+from dolmen.runtime.commands import is_final, outstanding, same_command
 from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
@@ -25,14 +26,17 @@ from dolmen.runtime.errors import (
     ActivityTimeoutError,
     CancelledError,
     ChildWorkflowError,
+    ContinueAsNew,
     ErrorInfo,
     NondeterminismError,
     WorkflowError,
+    WorkflowTimeoutError,
     error_fields,
 )
-from dolmen.runtime.events import MESSAGES, RESOLUTIONS, TERMINAL, Event, Kind
+from dolmen.runtime.events import RESOLUTIONS, Event, Kind
 from dolmen.runtime.ids import child_id
 from dolmen.runtime.pending import Pending
+from dolmen.runtime.runs import run_info
 from dolmen.runtime.signals import Signals
 
 
@@ -93,6 +97,16 @@ class WorkflowInstance:
         self._failed_attempts: dict[int, int] = {}
         self._closing = False
         self.finished = False
+        self.run = run_info(history).number
+        # Once the deadline passed, the execution ends failed with its error (delivered like
+        # a cancellation), whatever the code does after catching it.
+        self._timed_out: dict[str, Any] | None = None
+        # What the previous run handed over (continue-as-new): its signals nobody waited
+        # for are in the mailbox from the start, a cancel is delivered at the first await.
+        for name, value in history[0].data.get("signals", ()):
+            self._signals.handed_over(name, value)
+        if history[0].data.get("cancel"):
+            self.interrupt(CancelledError(f"execution {execution_id!r} was cancelled"))
         args, kwargs = workflow.decode_args(history[0].data["args"])
         self._coro = workflow.fn(*args, **kwargs)
         self._loaded = False
@@ -142,6 +156,11 @@ class WorkflowInstance:
         """Positions the code cancelled whose operation had not ended (to re-send after a
         load: a child may still run)."""
         return sorted(p for p in self._given_up if p in self._definitions)
+
+    def unconsumed_signals(self) -> list[list[Any]]:
+        """``[name, value]`` of the signals received and not yet waited for (in order per
+        name): a run that continues as new hands them to the next run."""
+        return self._signals.unconsumed()
 
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
@@ -205,6 +224,10 @@ class WorkflowInstance:
                 self._check_determinism()
                 self._finish_with_result(stop.value)
                 return
+            except ContinueAsNew as cont:
+                self._check_determinism()
+                self._finish(Kind.CONTINUED, {"args": cont.args_payload})
+                return
             except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
                 self._check_determinism()
                 if isinstance(exc, CancelledError) and self._interrupt is not None:
@@ -239,6 +262,8 @@ class WorkflowInstance:
         self._finish(Kind.FINISHED, {"result": result})
 
     def _finish(self, kind: Kind, data: dict[str, Any]) -> None:
+        if self._timed_out is not None and kind != Kind.CANCELLED:
+            kind, data = Kind.FAILED, self._timed_out
         self.finished = True
         self._command(kind, -1, data)
 
@@ -285,7 +310,7 @@ class WorkflowInstance:
         data = {
             "name": wf.name,
             "args": wf.encode_args(args, kwargs),
-            "child_id": child_id(self.execution_id, position),
+            "child_id": child_id(self.execution_id, position, self.run),
         }
         return self._issue(Kind.CHILD_STARTED, data)[1]
 
@@ -308,7 +333,7 @@ class WorkflowInstance:
         self._signals.wait(pending, name, timeout)
         return pending
 
-    def cancel_operation(self, pending: Pending) -> None:
+    def cancel_operation(self, pending: Pending, error: BaseException | None = None) -> None:
         """Workflow code gave up on ``pending`` (a ``first`` loser, a join set left with it
         unfinished): recorded, so the host cancels its activity or child, drops its timer,
         or withdraws its signal wait, and replay does the same."""
@@ -321,7 +346,7 @@ class WorkflowInstance:
         self._command(Kind.OPERATION_CANCELLED, pending.position, {})
         self._given_up.add(pending.position)
         self._signals.withdraw(pending)
-        pending.resolve(None, CancelledError(f"operation at position {pending.position}"))
+        pending.resolve(None, error or CancelledError(f"operation at position {pending.position}"))
 
     def publish(self, kind: Kind, key: str, value: Any = None) -> None:
         """A message out (an event set, a stream value, a stream's end): recorded."""
@@ -369,6 +394,15 @@ class WorkflowInstance:
         if kind == Kind.TIMER_FIRED and self._signals.is_timed(event.position):
             self._signals.timed_out(self._pending[event.position], index)
             return
+        if kind == Kind.DEADLINE_PASSED:
+            if self._timed_out is None:
+                error = WorkflowTimeoutError(
+                    f"execution {self.execution_id!r} passed its deadline "
+                    f"({event.data.get('timeout')} s)"
+                )
+                self._timed_out = error_fields(error)
+                self.interrupt(error)
+            return
         if kind == Kind.CANCEL_REQUESTED:  # a second one during a shield changes nothing
             self.interrupt(CancelledError(f"execution {self.execution_id!r} was cancelled"))
             return
@@ -377,7 +411,7 @@ class WorkflowInstance:
                 self._heartbeats[event.position] = event.data["heartbeat_details"]
         if kind == Kind.ACTIVITY_FAILED:
             self._failed_attempts[event.position] = self._failed_attempts.get(event.position, 0) + 1
-        if kind not in RESOLUTIONS or not _is_final(event):
+        if kind not in RESOLUTIONS or not is_final(event):
             return  # a retried attempt: recorded, resolves nothing
         pending = self._pending.get(event.position)
         if pending is None:
@@ -419,8 +453,8 @@ class WorkflowInstance:
         """Cancel what is pending; the error to throw in if the awaited one still waits."""
         self._undelivered = False
         for pending in list(self._pending.values()):
-            if not pending.done:
-                self.cancel_operation(pending)
+            if not pending.done:  # each raises the interrupt (a cancel, a deadline) when awaited
+                self.cancel_operation(pending, self._fresh_interrupt())
         blocked = self._blocked_on
         return None if blocked is not None and blocked.done else self._fresh_interrupt()
 
@@ -440,44 +474,3 @@ class WorkflowInstance:
             return None
         self._undelivered = False
         return self._fresh_interrupt()
-
-
-def outstanding(history: list[Event]) -> list[Event]:
-    """Activities, timers, children and signal deadlines issued in ``history`` and not yet
-    resolved or cancelled."""
-    resolved = {
-        e.position
-        for e in history
-        if (e.kind in RESOLUTIONS and e.kind != Kind.SIGNAL_RECEIVED and _is_final(e))
-        or e.kind == Kind.OPERATION_CANCELLED
-    }
-    waiting = (Kind.ACTIVITY_SCHEDULED, Kind.TIMER_STARTED, Kind.CHILD_STARTED)
-    return [
-        e
-        for e in history
-        if (e.kind in waiting or (e.kind == Kind.SIGNAL_WAITED and "fire_at" in e.data))
-        and e.position not in resolved
-    ]
-
-
-def _is_final(event: Event) -> bool:
-    return event.kind != Kind.ACTIVITY_FAILED or event.data.get("final", True)
-
-
-def same_command(kind: Kind, issued: dict[str, Any], recorded: dict[str, Any]) -> bool:
-    """Whether a re-issued command matches its recorded twin (recorded values excepted)."""
-    if kind in (Kind.ACTIVITY_SCHEDULED, Kind.CHILD_STARTED):
-        return issued["name"] == recorded.get("name") and issued["args"] == recorded.get("args")
-    if kind == Kind.TIMER_STARTED:
-        return issued["seconds"] == recorded.get("seconds")
-    if kind == Kind.SIGNAL_WAITED:
-        return issued["name"] == recorded.get("name") and issued.get("timeout") == recorded.get(
-            "timeout"
-        )
-    if kind == Kind.VALUE_RECORDED:
-        return issued["what"] == recorded.get("what")
-    if kind in MESSAGES:
-        return issued["key"] == recorded.get("key")
-    if kind in TERMINAL:
-        return True
-    return issued == recorded

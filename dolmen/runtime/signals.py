@@ -48,6 +48,15 @@ class Signals:
         else:
             self._mailbox.setdefault(name, deque()).append((index, value))
 
+    def handed_over(self, name: str, value: Any) -> None:
+        """A signal the previous run received and never waited for (continue-as-new): it
+        came before anything of this run."""
+        self._mailbox.setdefault(name, deque()).append((-1, value))
+
+    def unconsumed(self) -> list[list[Any]]:
+        """``[name, value]`` of the signals no wait has taken, in order per name."""
+        return [[name, value] for name, queue in self._mailbox.items() for _, value in queue]
+
     def is_timed(self, position: int) -> bool:
         return position in self._deadlines
 

@@ -21,6 +21,8 @@ class Status(enum.StrEnum):
     # Never stored: what a host marks an execution it let go of because another host owns
     # it now; a signal or cancel that raced the move sees it and is sent again.
     MOVED = "moved"
+    # An earlier run of an execution that continued as new (never the execution's own).
+    CONTINUED = "continued"
 
     @property
     def ended(self) -> bool:
@@ -33,9 +35,10 @@ class Status(enum.StrEnum):
         return _TERMINAL[kind]
 
 
-_ENDED = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELLED})
+_ENDED = frozenset({Status.FINISHED, Status.FAILED, Status.CANCELLED, Status.CONTINUED})
 _TERMINAL = {
     Kind.FINISHED: Status.FINISHED,
     Kind.FAILED: Status.FAILED,
     Kind.CANCELLED: Status.CANCELLED,
+    Kind.CONTINUED: Status.CONTINUED,
 }

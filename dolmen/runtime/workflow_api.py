@@ -15,7 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from dolmen.runtime.definitions import Activity, Workflow
-from dolmen.runtime.errors import WorkflowError
+from dolmen.runtime.errors import ContinueAsNew, WorkflowError
 from dolmen.runtime.replay import Pending, WorkflowInstance, current_instance
 
 
@@ -59,6 +59,14 @@ def uuid4() -> _uuid.UUID:
     """A random UUID, recorded on first run and replayed afterwards."""
     instance = current_instance()
     return _uuid.uuid4() if instance is None else instance.uuid4()
+
+
+def continue_as_new(*args: Any, **kwargs: Any) -> Any:
+    """End this run and start the next run of the same execution id with these arguments
+    and a fresh history (the run's history is kept as an earlier run). Raises, never
+    returns; ``return dolmen.continue_as_new(...)`` reads well too."""
+    instance = _instance("continue_as_new")
+    raise ContinueAsNew(instance.workflow.encode_args(args, kwargs))
 
 
 def gather(*operations: Pending) -> Pending:

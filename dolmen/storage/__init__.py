@@ -12,11 +12,15 @@ from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
 from dolmen.storage.reads import (
     descendants,
+    first_event,
     get_execution,
     list_executions,
     load_history,
     load_messages,
+    load_run,
     require_execution,
+    run_count,
+    run_starts,
     unfinished,
 )
 from dolmen.storage.records import (
@@ -45,13 +49,17 @@ __all__ = [
     "connect",
     "descendants",
     "event_record",
+    "first_event",
     "get_execution",
     "list_executions",
     "load_history",
     "load_messages",
+    "load_run",
     "open_readonly",
     "pack_data",
     "require_execution",
+    "run_count",
+    "run_starts",
     "status_record",
     "unfinished",
     "unpack_data",

@@ -85,8 +85,54 @@ def load_messages(
 MESSAGE_KINDS = tuple(int(k) for k in sorted(MESSAGES))
 
 
+# The runs' first events, by the index that holds only them: without stats the planner
+# would scan the execution's events instead, and that grows with every run.
+_RUNS = "FROM events INDEXED BY events_runs"
+
+
 def load_history(conn: sqlite3.Connection, eid: int) -> list[Event]:
+    """The history of the execution's latest run (an execution has one run unless it
+    continued as new or was restarted; see ``dolmen.runtime.runs``)."""
     rows = conn.execute(
-        "SELECT kind, pos, ts, data FROM events WHERE eid = ? ORDER BY seq", (eid,)
+        "SELECT kind, pos, ts, data FROM events WHERE eid = ? AND seq >= "
+        f"(SELECT coalesce(max(seq), 0) {_RUNS} WHERE eid = ? AND kind = 1) ORDER BY seq",
+        (eid, eid),
     ).fetchall()
     return [event_from_row(*r) for r in rows]
+
+
+def run_starts(conn: sqlite3.Connection, eid: int) -> list[int]:
+    """The seq at which each run of the execution starts, run 1 first."""
+    rows = conn.execute(
+        "SELECT seq FROM events INDEXED BY events_runs WHERE eid = ? AND kind = 1 ORDER BY seq",
+        (eid,),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def run_count(conn: sqlite3.Connection, eid: int) -> int:
+    return conn.execute(f"SELECT count(*) {_RUNS} WHERE eid = ? AND kind = 1", (eid,)).fetchone()[0]
+
+
+def load_run(conn: sqlite3.Connection, row: ExecutionRow, run: int) -> list[Event]:
+    """The history of run ``run`` (1 = the first) of an execution."""
+    starts = run_starts(conn, row.eid)
+    if isinstance(run, bool) or not isinstance(run, int) or not 1 <= run <= len(starts):
+        raise UnknownExecutionError(
+            f"execution {row.id!r} has no run {run!r}: it has runs 1 to {len(starts)}"
+        )
+    end = starts[run] if run < len(starts) else None
+    sql = "SELECT kind, pos, ts, data FROM events WHERE eid = ? AND seq >= ?"
+    params: tuple[int, ...] = (row.eid, starts[run - 1])
+    if end is not None:
+        sql, params = sql + " AND seq < ?", (*params, end)
+    rows = conn.execute(sql + " ORDER BY seq", params).fetchall()
+    return [event_from_row(*r) for r in rows]
+
+
+def first_event(conn: sqlite3.Connection, eid: int) -> Event | None:
+    """The CREATED event of the execution's first run (where a fork names its source)."""
+    row = conn.execute(
+        "SELECT kind, pos, ts, data FROM events WHERE eid = ? ORDER BY seq LIMIT 1", (eid,)
+    ).fetchone()
+    return event_from_row(*row) if row else None

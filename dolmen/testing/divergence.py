@@ -13,10 +13,11 @@ import difflib
 from collections.abc import Callable
 from typing import Any
 
+from dolmen.runtime.commands import same_command
 from dolmen.runtime.describe import summarize
 from dolmen.runtime.errors import NondeterminismError
 from dolmen.runtime.events import Event, Kind, short
-from dolmen.runtime.replay import WorkflowInstance, same_command
+from dolmen.runtime.replay import WorkflowInstance
 from dolmen.testing.simulation import virtual_time
 
 HINT = (
