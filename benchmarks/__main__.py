@@ -26,7 +26,7 @@ from benchmarks import common, faults, report, targets
 # The workload families, in the order they run.
 FAMILIES = ("fibo", "native", "durable", "dags", "scaling", "recovery", "peers")
 # Families with the plain `run(quick, progress) -> rows` interface, run when present.
-OPTIONAL = ("analytics", "cluster", "messages")
+OPTIONAL = ("analytics", "cluster", "deploy", "messages")
 
 
 class _PlainFamily:

@@ -8,7 +8,7 @@ takes about a second instead of running 100k steps. Its shape imitates real use:
 workflows of six sequential activities with retries, timeouts and a few final failures;
 batch workflows fanning out to eight concurrent activities plus a child workflow and a
 timer; approval workflows waiting for signals (some still waiting); a few executions
-stopped as nondeterministic. Executions start over a minute of simulated time.
+blocked by nondeterminism. Executions start over a minute of simulated time.
 
 Each figure is the median of several runs on the same machine, wall time and CPU time
 (the CPU time does not grow when other programs share the cores); the baseline is one plain
@@ -150,7 +150,7 @@ def build_database(path: str, events: int = 100_000, seed: int = 0) -> dict[str,
             if rng.random() < 0.05:
                 fields = {"type": "NondeterminismError", "message": "changed code"}
                 fields.update(position=2, expected="activity a()", actual="activity b()")
-                executions[e - 1][3] = "nondeterministic"
+                executions[e - 1][3] = "blocked"
                 executions[e - 1][7] = db.pack_data(fields)
                 continue
             ts += rng.expovariate(1 / 0.2)

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from types import ModuleType
 from typing import Any
 
 from dolmen import client_messages
@@ -20,10 +21,12 @@ from dolmen.actors import requests
 from dolmen.actors.options import RuntimeOptions
 from dolmen.runtime import codec
 from dolmen.runtime.definitions import Workflow, check_timeout, lookup_workflow
-from dolmen.runtime.errors import ResultTimeoutError
+from dolmen.runtime.errors import DolmenError, ResultTimeoutError
 from dolmen.runtime.events import Event
 from dolmen.runtime.ids import new_execution_id
 from dolmen.runtime.outcome import Outcome
+from dolmen.runtime.status import Status
+from dolmen.storage.upgrade_check import UpgradeReport, check_in_subprocess
 
 _WAIT_CHUNK = 5.0  # a wait is split so a dead host is noticed and Ctrl-C stays responsive
 
@@ -169,8 +172,32 @@ class Client:
         recovered from the database whose code is not importable by name can resume."""
         self._runtime.register(requests.Register([self._workflow(wf) for wf in workflows]))
 
+    def check_upgrade(self, code: ModuleType | str | Workflow | Iterable[Any]) -> UpgradeReport:
+        """Would the code as importable now replay every unfinished execution of its
+        workflows? ``code``: a module (or its name), a workflow, or a list of them.
+
+        Runs in a separate process that imports the code afresh and reads the database
+        read-only: nothing runs and no history changes. ``report.ok`` is False if any
+        execution would block; ``report.divergences`` says where each one would.
+        """
+        modules, names = upgrade_targets(code)
+        return check_in_subprocess(self.db_path, modules, names)
+
     def handle(self, execution_id: str) -> WorkflowHandle:
         return WorkflowHandle(self, execution_id, None)
+
+    def resume(self, execution_id: str) -> WorkflowHandle:
+        """Replay a blocked execution against the code registered now, and let it run on.
+
+        Raises ``NondeterminismError`` (with the new mismatch) if the code still diverges
+        from its history: it stays blocked. Signals and cancels sent to it while it was
+        blocked are delivered now, in the order they came.
+        """
+        outcome = self._runtime.resume(requests.Resume(execution_id))
+        handle = WorkflowHandle(self, execution_id, None)
+        if outcome.status is Status.BLOCKED:
+            handle.value_of(outcome)  # raises the NondeterminismError
+        return handle
 
     def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100
@@ -229,17 +256,25 @@ class WorkflowHandle:
         return f"<WorkflowHandle {self.id}>"
 
     def result(
-        self, timeout: float | None = None, progress: Callable[[float], None] | None = None
+        self,
+        timeout: float | None = None,
+        progress: Callable[[float], None] | None = None,
+        *,
+        raise_on_blocked: bool = False,
     ) -> Any:
         """Wait for the result; raises the execution's failure, or ``ResultTimeoutError``.
 
-        ``progress`` is called with the seconds waited so far between waits.
+        A blocked execution (its code diverged from its history) is waited for, as it
+        resumes once fixed code is deployed; ``raise_on_blocked=True`` raises its
+        ``NondeterminismError`` instead. ``progress`` is called with the seconds waited
+        so far between waits.
         """
         started = time.monotonic()
         while True:
             waited = time.monotonic() - started
             chunk = _WAIT_CHUNK if timeout is None else min(_WAIT_CHUNK, timeout - waited)
-            [outcome] = self.client._runtime.wait(requests.Wait([self.id], max(chunk, 0.0)))
+            wait = requests.Wait([self.id], max(chunk, 0.0), raise_on_blocked)
+            [outcome] = self.client._runtime.wait(wait)
             if not outcome.pending:
                 return self.value_of(outcome)
             waited = time.monotonic() - started
@@ -284,6 +319,29 @@ class WorkflowHandle:
     def _reader(self) -> client_messages.Reader:
         runtime = self.client._runtime
         return client_messages.Reader(self.client.db_path, self.id, runtime.wait_message)
+
+
+def upgrade_targets(code: Any) -> tuple[list[str], list[str] | None]:
+    """(modules to import, workflow names to keep or None for all) of ``check_upgrade``."""
+    items = [code] if isinstance(code, ModuleType | str | Workflow) else list(code)
+    modules: list[str] = []
+    names: list[str] = []
+    whole = False
+    for item in items:
+        if isinstance(item, Workflow):
+            if item.fn.__module__ == "__main__":
+                raise DolmenError(
+                    f"workflow {item.name!r} is defined in __main__: the check imports code "
+                    "afresh, so define it in a module and pass that module"
+                )
+            modules.append(item.fn.__module__)
+            names.append(item.name)
+        elif isinstance(item, ModuleType | str):
+            modules.append(item if isinstance(item, str) else item.__name__)
+            whole = True
+        else:
+            raise TypeError(f"check_upgrade takes modules, module names or workflows, not {item!r}")
+    return list(dict.fromkeys(modules)), None if whole else names
 
 
 _default: Client | None = None

@@ -19,6 +19,7 @@ Instructions::
     ["signal", name]            await dolmen.wait_signal(name)
     ["random"] / ["now"] / ["uuid"]   recorded values
     ["if", ref, then, else]     branch on an earlier value
+    ["patch", id, then, else]   then if dolmen.patched(id) (always, in a fresh run), else else
     ["loop", n, body]           body n times
     ["first", items, secs, sig] dolmen.first(items..., sleep(secs)?, wait_signal(sig)?)
                                 -> ["first", base, count, index, value] (or a caught error)
@@ -209,6 +210,10 @@ class _Run:
         elif op == "loop":
             for _ in range(ins[1]):
                 await self.block(ins[2])
+        elif op == "patch":
+            # A marker has no command position, and the answer is not appended to the
+            # values (the `if` refs stay put): the branch taken shows in the history.
+            await self.block(ins[2] if dolmen.patched(ins[1]) else ins[3])
         else:
             raise ValueError(f"unknown instruction {ins!r}")
 
@@ -337,6 +342,7 @@ def programs(
     nested = [
         st.tuples(st.just("if"), st.integers(0, 20), inner, inner).map(list),
         st.tuples(st.just("loop"), st.integers(0, 3), inner).map(list),
+        st.tuples(st.just("patch"), st.sampled_from(["p1", "p2"]), inner, inner).map(list),
     ]
     if races:
         nested.append(st.tuples(st.just("shield"), inner).map(list))
@@ -365,7 +371,7 @@ def signal_budget(program: list) -> collections.Counter[str]:
             total[ins[3]] += 1
         elif ins[0] == "shield":
             total.update(signal_budget(ins[1]))
-        elif ins[0] == "if":
+        elif ins[0] in ("if", "patch"):
             then, other = signal_budget(ins[2]), signal_budget(ins[3])
             total.update(then | other)
         elif ins[0] == "loop":
@@ -506,6 +512,8 @@ def check_well_formed(history: list[Event]) -> None:
     for index, e in enumerate(history[1:], start=1):
         if e.kind in TERMINAL:
             assert index == len(history) - 1, f"terminal event at {index} is not last"
+        elif e.kind == Kind.MARKER:
+            assert e.position == -1 and isinstance(e.data.get("patch"), str), e
         elif e.kind == Kind.OPERATION_CANCELLED:  # names the operation it cancels
             assert e.position in issued and e.position not in cancelled, e
             cancelled.add(e.position)

@@ -2,7 +2,7 @@
 
 A plain-asyncio ``Host`` (no Ray) writes a database with known shapes: a diamond DAG with
 one slow branch, a child workflow on a critical path, a deliberately flaky activity, an
-activity that times out once, failures, a running execution and a nondeterministic one.
+activity that times out once, failures, a running execution and a blocked one.
 Every figure is then recomputed here from the SQLite tables with plain ``sqlite3`` and
 ``msgpack``. One test runs on Ray while the runtime keeps writing.
 """
@@ -151,7 +151,8 @@ async def _populate(path: str) -> None:
     host = Host(path)
     try:
         await host.open()
-        assert (await host.wait_result("fickle-1", 30.0)).status == "nondeterministic"
+        outcome = await host.wait_result("fickle-1", 30.0, raise_on_blocked=True)
+        assert outcome.status == "blocked"
     finally:
         await host.close()
         dolmen.Workflow(fickle.fn, name="tests.analytics.fickle", wait="await")
@@ -234,7 +235,7 @@ def test_execution_counts_match_sqlite(session, populated):
     )
     got = collections.Counter()
     for row in session.workflow_counts():
-        for status in ("running", "finished", "failed", "cancelled", "nondeterministic"):
+        for status in ("running", "finished", "failed", "cancelled", "blocked"):
             if row[status]:
                 got[(row["workflow"], status)] = row[status]
         assert row["executions"] == sum(n for (w, _), n in expected.items() if w == row["workflow"])
@@ -243,7 +244,7 @@ def test_execution_counts_match_sqlite(session, populated):
     doomed_row = by_name["tests.test_analytics:doomed_flow"]
     assert (doomed_row["finished"], doomed_row["failed"]) == (1, 1)
     assert doomed_row["success_rate"] == 0.5 and doomed_row["failure_rate"] == 0.5
-    assert by_name["tests.analytics.fickle"]["nondeterministic"] == 1
+    assert by_name["tests.analytics.fickle"]["blocked"] == 1
     waiting_row = by_name["tests.test_analytics:waiting"]
     assert (waiting_row["running"], waiting_row["cancelled"]) == (1, 1)
     # the cancelled one ended, neither successfully nor as a failure
@@ -372,8 +373,8 @@ def test_slowest_and_bytes_match_sqlite(session, populated):
 
 def test_incidents_nondeterminism_and_timeouts(session):
     incidents = session.incidents()
-    assert incidents["nondeterministic_count"] == 1
-    (stopped,) = incidents["nondeterministic"]
+    assert incidents["blocked_count"] == 1
+    (stopped,) = incidents["blocked"]
     assert stopped["id"] == "fickle-1" and stopped["position"] == 1
     assert "step('one')" in stopped["expected"] and "step('two')" in stopped["actual"]
     assert incidents["timeout_count"] == 1
@@ -569,7 +570,7 @@ def test_stats_command(capsys, populated):
     assert code == 0
     for heading in ("EXECUTIONS", "ACTIVITIES", "LATENCY (ms)", "THROUGHPUT", "SLOWEST"):
         assert heading in out
-    assert "INCIDENTS: 1 nondeterministic, 1 timed-out attempts" in out
+    assert "INCIDENTS: 1 blocked, 1 timed-out attempts" in out
     flaky_line = next(line for line in out.splitlines() if "flaky_twice" in line)
     assert flaky_line.split()[1:4] == ["3", "9", "3"]  # steps, attempts, completed
 

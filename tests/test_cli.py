@@ -261,7 +261,7 @@ def test_ls_table_and_filters(capsys, populated):
     assert sorted(listed("--workflow", "waiting")) == ["gone-1", "wait-1"]
     assert listed("--workflow", "tests.test_cli:broken") == ["bad-1"]
     assert len(listed("--limit", "2")) == 2
-    assert listed("--status", "nondeterministic") == []
+    assert listed("--status", "blocked") == []
 
 
 # ---- history -------------------------------------------------------------------------------

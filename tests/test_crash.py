@@ -87,11 +87,11 @@ def test_changed_code_on_replay_raises_nondeterminism_and_keeps_history(ray_sess
     try:
         second.register(changed)
         with pytest.raises(dolmen.NondeterminismError) as info:
-            second.handle(handle.id).result(timeout=60)
+            second.handle(handle.id).result(timeout=60, raise_on_blocked=True)
         assert info.value.position == 1
         assert "add(1, 2)" in info.value.expected and "add(1, 3)" in info.value.actual
         assert second.history(handle.id) == before
-        assert [r.status for r in second.list() if r.id == handle.id] == ["nondeterministic"]
+        assert [r.status for r in second.list() if r.id == handle.id] == ["blocked"]
     finally:
         second.close()
         kill_host(second)

@@ -39,6 +39,7 @@ from dolmen.actors.requests import (
     Commit,
     Refusal,
     Register,
+    Resume,
     Routed,
     Signal,
 )
@@ -115,11 +116,11 @@ class Coordinator:
             rows = self._taken_over(leased)
             moving.update(r.id for r in rows)
             self._moving |= moving
-            running = [r for r in rows if r.status is Status.RUNNING]
+            running = [r for r in rows if not r.status.ended]  # blocked ones move too
             plan = plan_takeover(self.store.reader, running, time.time())
             await self.host.write(plan.ltx)
             for row in rows:
-                if row.status is not Status.RUNNING:  # ended just before: tell waiters
+                if row.status.ended:  # ended just before: tell waiters
                     self.host.notify_ended(row.id, row.outcome())
             for row, outcome in plan.failed:
                 self.host.notify_ended(row.id, outcome)
@@ -141,7 +142,7 @@ class Coordinator:
             # Sorted by id: a parent's id is a prefix of its children's, so it comes first.
             for row in sorted(reads.descendants(self.store.reader, top), key=_ID):
                 held = self.leases.holder(row.id) is not None or self.host.holds(row.id)
-                if row.parent_eid in tree and not held and row.status is Status.RUNNING:
+                if row.parent_eid in tree and not held and not row.status.ended:
                     rows.setdefault(row.id, row)
                     tree.add(row.eid)
         return list(rows.values())
@@ -267,8 +268,8 @@ class Coordinator:
             await asyncio.shield(self._send(target, [(row, [created.first])]))
         return execution_id
 
-    async def route(self, request: Routed) -> None:
-        """A signal or cancel, on the host that holds the execution's lease, as it moves."""
+    async def route(self, request: Routed) -> Any:
+        """A signal, cancel or resume, on the host that holds the execution's lease, as it moves."""
         deadline = self._clock() + 3 * self.lease_seconds
         execution_id = request.execution_id
         while True:
@@ -278,11 +279,13 @@ class Coordinator:
             replayer = self.replayers.get(holder)
             try:
                 if replayer is not None:
-                    method = (
-                        replayer.handle.signal
-                        if isinstance(request, Signal)
-                        else replayer.handle.cancel
-                    )
+                    handle = replayer.handle
+                    if isinstance(request, Signal):
+                        method = handle.signal
+                    elif isinstance(request, Resume):
+                        method = handle.resume
+                    else:
+                        method = handle.cancel
                     return await method.remote(request)
             except ray.exceptions.RayTaskError as exc:
                 cause = ray_cause(exc)
@@ -295,9 +298,11 @@ class Coordinator:
                 raise LeaseLost(f"execution {execution_id!r} has no live host to take {what}")
             await asyncio.sleep(0.1)
 
-    async def _here(self, request: Routed) -> None:
+    async def _here(self, request: Routed) -> Any:
         if isinstance(request, Signal):
             await self.host.signal(request.execution_id, request.name, request.value)
+        elif isinstance(request, Resume):
+            return await self.host.resume_blocked(request.execution_id)
         else:
             await self.host.cancel(request.execution_id)
 
@@ -357,7 +362,8 @@ class Coordinator:
                     self.leases.grant(replayer_id, record.eid, record.id)
             # else it was fenced meanwhile: its takeover moves these children with the tree
             for record in ltx.statuses:
-                self._ended(record.eid, record.status, record.result)
+                if record.status.ended:  # blocked and unblocked ones keep their lease
+                    self._ended(record.eid, record.status, record.result)
         return refusals
 
     def _ended(self, eid: int, status: Status, stored: bytes | None) -> None:

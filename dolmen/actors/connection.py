@@ -23,6 +23,7 @@ from dolmen.actors.requests import (
     Fork,
     Register,
     Restart,
+    Resume,
     Run,
     Signal,
     Start,
@@ -86,6 +87,9 @@ class HostConnection:
 
     def cancel(self, request: Cancel) -> None:
         self._call(self._actor.cancel, request)
+
+    def resume(self, request: Resume) -> Outcome:
+        return self._call(self._actor.resume, request)
 
     def register(self, request: Register) -> None:
         for workflow in request.workflows:

@@ -4,9 +4,10 @@ The dispatcher holds a host's executions. Loading one replays its history into a
 ``WorkflowInstance``; every command the code issues is dispatched (an activity attempt on
 the executor, a timer on the loop, a child started), and every resolution that comes
 back goes through the write path first, reaching the workflow only once it is durable.
-Endings are told to waiters and to the parent; a nondeterministic replay stops the
-execution without touching its history. Idle executions are evicted and replayed on
-their next resolution.
+Endings are told to waiters and to the parent; a nondeterministic replay *blocks* the
+execution without touching its history: it stays held (signals and cancels sent to it
+are recorded) until code that replays it cleanly is registered, or ``resume`` is asked.
+Idle executions are evicted and replayed on their next resolution.
 """
 
 from __future__ import annotations
@@ -17,30 +18,30 @@ from collections.abc import Callable
 from functools import partial
 
 from dolmen.actors.execution import Execution
-from dolmen.actors.executor import ActivityExecutor
+from dolmen.actors.executor import ActivityExecutor, invoke_inline
 from dolmen.actors.failures import AttemptFailed
-from dolmen.actors.heartbeats import Supervision
+from dolmen.actors.heartbeats import attempt_info, supervise
 from dolmen.actors.results import ResultWaiters
 from dolmen.actors.timers import WallTimer
 from dolmen.actors.write_path import WritePath, release_flush_waiters
-from dolmen.runtime.attempt import invoke
-from dolmen.runtime.context import ActivityInfo
 from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
 from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
 from dolmen.runtime.events import FLUSH_NOW, Event, Kind, created
 from dolmen.runtime.ids import child_id as child_id_of
 from dolmen.runtime.ids import parent_of
-from dolmen.runtime.liveness import Liveness
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.replay import WorkflowInstance
 from dolmen.runtime.runs import deadline_fields, run_info
 from dolmen.runtime.status import Status
 from dolmen.storage.local_store import LocalStore
 from dolmen.storage.ltx import Ltx
-from dolmen.storage.records import ExecutionRow, status_record
+from dolmen.storage.records import ExecutionRow, StatusRecord, status_record
 from dolmen.storage.store import Store
 
 log = logging.getLogger("dolmen.host")
+
+# What a blocked execution still records: it gets them once code that replays it runs.
+KEPT_WHILE_BLOCKED = frozenset({Kind.SIGNAL_RECEIVED, Kind.CANCEL_REQUESTED})
 
 
 class Dispatcher:
@@ -85,6 +86,7 @@ class Dispatcher:
             return
         parent = parent_of(row.id) if row.parent_eid is not None else None
         execution = Execution(row.id, row.eid, workflow, parent=parent)
+        execution.unblocking = row.status is Status.BLOCKED
         self.executions[row.id] = execution
         if history is not None:
             self.load(execution, history)
@@ -97,6 +99,27 @@ class Dispatcher:
         """Code for ``workflow`` arrived: resume the executions that waited for it."""
         for row in self._parked.pop(workflow.name, []):
             self.resume(row)
+
+    def blocked(self, workflow_name: str | None = None) -> list[Execution]:
+        """The blocked executions held here (of ``workflow_name``, if given)."""
+        return [
+            e
+            for e in self.executions.values()
+            if e.status is Status.BLOCKED and workflow_name in (None, e.workflow.name)
+        ]
+
+    def retry_blocked(self, blocked: Execution) -> None:
+        """Replay a blocked execution against the code registered now; it runs on if the
+        code replays its history, or stays blocked with the new mismatch. Call it once
+        nothing of ``blocked`` is being written (see ``Host.resume_blocked``)."""
+        workflow = lookup_workflow(blocked.workflow.name)
+        execution = Execution(blocked.id, blocked.eid, workflow, parent=blocked.parent)
+        execution.unblocking = True
+        self.executions[blocked.id] = execution
+        if self.local is not None:
+            self.load(execution, self.local.read_history(execution.eid))
+        else:
+            self._reload_remote(execution)
 
     def start(self, execution_id: str, eid: int, workflow: Workflow, history: list[Event]) -> None:
         """Run a new execution (or run) whose ``history`` is durable."""
@@ -129,6 +152,11 @@ class Dispatcher:
             execution.workflow, execution.id, history, clock=self._clock
         )
         execution.last_active = self._clock()
+        if execution.unblocking:
+            # Stored as running again before the replay: a clean one may end it at once
+            # (its ending is written after this), a diverging one blocks it again.
+            execution.unblocking = False
+            self.write.post(Ltx(statuses=[StatusRecord(Status.RUNNING, None, None, execution.eid)]))
         self._arm_deadline(execution, history)
         self._activate(execution, [])
         if execution.instance is not None and execution.running:
@@ -142,7 +170,7 @@ class Dispatcher:
         try:
             completion = instance.activate(resolutions)
         except NondeterminismError as exc:
-            self._stop_nondeterministic(execution, exc)
+            self._block(execution, exc)
             return
         now = execution.last_active = self._clock()
         for command in completion.commands:
@@ -257,24 +285,12 @@ class Dispatcher:
     ) -> None:
         details = execution.instance.heartbeat_details(position) if execution.instance else None
         while True:
-            supervision = None
-            if activity.heartbeat_timeout is not None:
-                info = ActivityInfo(
-                    execution.id, position, attempt, activity.name, details, Liveness()
-                )
-                supervision = Supervision(
-                    activity.heartbeat_timeout, info.liveness, self.executor.probe(activity, info)
-                )
-            elif activity.timeout is not None:  # so a timed-out thread can notice it
-                info = ActivityInfo(
-                    execution.id, position, attempt, activity.name, details, Liveness()
-                )
-            else:
-                info = ActivityInfo(execution.id, position, attempt, activity.name, details)
+            info = attempt_info(execution.id, position, attempt, activity, details)
+            supervision = supervise(activity, info, self.executor.probe)
             ran_on = None
             try:
                 if activity.executor == "inline":
-                    result = _invoke_inline(activity, args, info)
+                    result = invoke_inline(activity, args, info)
                 elif supervision is not None:
 
                     def record(payload: bytes, position: int = position) -> None:
@@ -315,6 +331,10 @@ class Dispatcher:
     def resolve(self, execution: Execution, event: Event) -> None:
         """A resolution arrived: it becomes durable first, then the workflow sees it."""
         if not execution.running:
+            if execution.status is Status.BLOCKED and event.kind in KEPT_WHILE_BLOCKED:
+                event.ts = self._clock()
+                execution.incoming.append(event)  # recorded now, delivered once it resumes
+                self.write.start_write(execution)
             return
         if execution.instance is not None and execution.instance.finished:
             return
@@ -350,6 +370,8 @@ class Dispatcher:
             self.load(child, first)
             if instance is not None and instance.gave_up(child.parent[1]):
                 self.resolve(child, Event(Kind.CANCEL_REQUESTED))  # cancelled before it existed
+        if execution.status is Status.BLOCKED:
+            return True  # a signal or cancel kept for later: nothing runs it now
         if (
             instance is not None
             and instance.finished
@@ -423,9 +445,10 @@ class Dispatcher:
         release_flush_waiters(execution)
         _cancel_work(execution)
 
-    def _stop_nondeterministic(self, execution: Execution, error: NondeterminismError) -> None:
-        """Stop safely: the history stays as it is; only the status says what happened."""
-        log.error("%s", error)
+    def _block(self, execution: Execution, error: NondeterminismError) -> None:
+        """Stop safely: the history stays as it is; only the status says what happened.
+        The execution stays held (blocked), so what is sent to it is still recorded."""
+        log.error("%s (blocked until code that replays it is registered)", error)
         fields = dict(
             error_fields(error),
             position=error.position,
@@ -434,10 +457,10 @@ class Dispatcher:
         )
         if execution.instance is not None:
             execution.instance.close()
-        outcome = Outcome(Status.NONDETERMINISTIC, error=fields)
+        outcome = Outcome(Status.BLOCKED, error=fields)
         self._stop(execution, outcome)
         self.write.post(Ltx(statuses=[status_record(execution.eid, outcome, None)]))
-        self.waiters.notify(execution.id, outcome)
+        self.waiters.notify(execution.id, outcome)  # only waiters that asked hear of it
 
     def stop_work(self) -> None:
         """No attempt or timer runs from now on (the host closes, or crashes): the ones in
@@ -476,11 +499,3 @@ def _cancel_work(execution: Execution) -> None:
         task.cancel()
     for timer in execution.timers.values():
         timer.cancel()
-
-
-def _invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
-    """Run a step on the event loop itself: no thread handoff, but it must not block."""
-    try:
-        return invoke(activity, args, info)
-    except Exception as exc:  # noqa: BLE001 - activity code may raise anything
-        raise AttemptFailed(activity.failure_fields(exc)) from None

@@ -38,6 +38,7 @@ class Execution:
     children: set[str] = dataclasses.field(default_factory=set)
     last_active: float = 0.0
     flush_waiters: list[asyncio.Future[None]] = dataclasses.field(default_factory=list)
+    unblocking: bool = False  # replayed again after a block: stored as RUNNING first
 
     @property
     def running(self) -> bool:

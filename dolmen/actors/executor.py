@@ -264,3 +264,11 @@ def node_cpus() -> int:
     except Exception:  # noqa: BLE001 - sizing must never stop the host; fall back
         pass
     return local_cpus()
+
+
+def invoke_inline(activity: Activity, args: bytes, info: ActivityInfo) -> bytes:
+    """Run a step on the event loop itself: no thread handoff, but it must not block."""
+    try:
+        return invoke(activity, args, info)
+    except Exception as exc:  # noqa: BLE001 - activity code may raise anything
+        raise AttemptFailed(activity.failure_fields(exc)) from None

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple
 
 from dolmen.actors.failures import AttemptFailed
 from dolmen.runtime import codec
+from dolmen.runtime.context import ActivityInfo
+from dolmen.runtime.definitions import Activity
 from dolmen.runtime.liveness import Liveness
 
 
@@ -85,3 +87,22 @@ class Supervision:
             if not task.done():
                 self.liveness.cancelled = True
                 task.cancel()
+
+
+def attempt_info(
+    execution_id: str, position: int, attempt: int, activity: Activity, details: Any
+) -> ActivityInfo:
+    """What ``activity_info()`` tells this attempt; with a liveness when something watches
+    it (heartbeats, or a timeout that a thread attempt can notice)."""
+    watched = activity.heartbeat_timeout is not None or activity.timeout is not None
+    liveness = Liveness() if watched else None
+    return ActivityInfo(execution_id, position, attempt, activity.name, details, liveness)
+
+
+def supervise(
+    activity: Activity, info: ActivityInfo, probe_for: Callable[[Activity, ActivityInfo], Probe]
+) -> Supervision | None:
+    """The supervisor of an attempt whose activity has a ``heartbeat_timeout``, or None."""
+    if activity.heartbeat_timeout is None:
+        return None
+    return Supervision(activity.heartbeat_timeout, info.liveness, probe_for(activity, info))

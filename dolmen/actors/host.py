@@ -146,7 +146,7 @@ class Host:
         self._dispatcher.stop_work()
         try:
             for execution in list(self._dispatcher.executions.values()):
-                if execution.running:
+                if not execution.status.ended:  # running, or blocked with a signal in flight
                     await self._write_path.flush(execution)
             if self.local_store is not None:
                 await self.write(Ltx(statements=[meta.set_clean_shutdown(True)]))
@@ -190,10 +190,48 @@ class Host:
                 self.resume(row, history)
 
     def register(self, workflows: list[Workflow]) -> None:
-        """Code arriving from a client: also resumes executions that were waiting for it."""
+        """Code arriving from a client: also resumes executions that were waiting for it,
+        and replays blocked ones against it (they run on if it replays them cleanly)."""
         for workflow in workflows:
             register(workflow)
-            self._dispatcher.unpark(workflow)
+            blocked = self._dispatcher.blocked(workflow.name)
+            self._dispatcher.unpark(workflow)  # these replay now, on the new code
+            for execution in blocked:
+                self._schedule_retry(execution)
+
+    def _schedule_retry(self, execution: Execution) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called off the loop (a replayer's plain method)
+            if not (execution.writing or execution.incoming):
+                self._dispatcher.retry_blocked(execution)
+            return  # a signal is being written: the next register, restart or resume
+        loop.create_task(self._retry_blocked(execution))
+
+    async def resume_blocked(self, execution_id: str) -> Outcome:
+        """Replay a blocked execution against the code registered now. Returns its
+        outcome so far: RUNNING (or ended) if it replayed, BLOCKED if it still diverges.
+        An execution that is not blocked (resumed already, or never was) is left as is."""
+        execution = self._dispatcher.executions.get(execution_id)
+        if execution is None:
+            self._require_row(execution_id)
+            row = self._row(execution_id)
+            if row.status is not Status.BLOCKED:
+                return row.outcome()
+            self.resume(row)  # not held here (its code was unknown then): replay it now
+        elif execution.status is Status.BLOCKED:
+            await self._retry_blocked(execution)
+        now = self._dispatcher.executions.get(execution_id)
+        if now is None or now.outcome is None:
+            return self._row(execution_id).outcome() if now is None else Outcome(now.status)
+        return now.outcome
+
+    async def _retry_blocked(self, execution: Execution) -> None:
+        # A signal sent while it was blocked is durable first: the replay reads it back.
+        while execution.writing or execution.incoming:
+            await self._write_path.flush(execution)
+        if self._dispatcher.executions.get(execution.id) is execution:
+            self._dispatcher.retry_blocked(execution)
 
     def submit(self, ltx: Ltx) -> asyncio.Future[None]:
         """Queue ``ltx`` for the store now; the future resolves once it is durable."""
@@ -311,18 +349,28 @@ class Host:
         self._dispatcher.start(repair.execution_id, repair.eid, repair.workflow, repair.history)
         return repair.execution_id
 
-    async def wait_result(self, execution_id: str, timeout: float | None) -> Outcome:
-        """How the execution ended; ``Outcome`` RUNNING if ``timeout`` passed first."""
+    async def wait_result(
+        self, execution_id: str, timeout: float | None, raise_on_blocked: bool = False
+    ) -> Outcome:
+        """How the execution ended; ``Outcome`` RUNNING if ``timeout`` passed first. A
+        blocked execution is waited for (it may resume) unless ``raise_on_blocked``: then
+        its BLOCKED outcome is returned."""
         execution = self._dispatcher.executions.get(execution_id)
         if execution is not None and execution.outcome is not None:
-            return execution.outcome
+            if raise_on_blocked or execution.status is not Status.BLOCKED:
+                return execution.outcome
         if execution is None:
             row = self._row(execution_id)
             if row is None:
                 raise UnknownExecutionError(f"no execution with id {execution_id!r}")
-            if row.status is not Status.RUNNING:
+            if row.status.ended or (raise_on_blocked and row.status is Status.BLOCKED):
                 return row.outcome()
-        return await self._waiters.wait(execution_id, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            outcome = await self._waiters.wait(execution_id, left)
+            if outcome.status is not Status.BLOCKED or raise_on_blocked:
+                return outcome
 
     async def wait_message(self, execution_id: str, after_seq: int, timeout: float | None) -> bool:
         """Until a message of ``execution_id`` after ``after_seq`` is committed or it ends
@@ -342,6 +390,9 @@ class Host:
             "id": execution_id,
             "status": str(execution.status if execution else row.status),
         }
+        outcome = execution.outcome if execution else row.outcome()
+        if outcome is not None and outcome.status is Status.BLOCKED:
+            info["blocked"] = blocked_details(outcome)
         if execution is not None:
             info["workflow"] = execution.workflow.name
             info["events"] = execution.durable
@@ -371,7 +422,7 @@ class Host:
         if execution is None:
             self._require_row(execution_id)
             return  # already ended (or parked without code: nothing runs it here)
-        if execution.running:
+        if not execution.status.ended:  # a blocked one gets it once it resumes
             self._dispatcher.resolve(execution, Event(Kind.CANCEL_REQUESTED))
             await self._write_path.flush(execution)
             self._check_not_moved(execution)
@@ -392,11 +443,12 @@ class Host:
             raise LeaseLost(f"execution {execution.id!r} moved to another host")
 
     def _require_running(self, execution_id: str) -> Execution:
+        """The execution, held here and running or blocked (then what is sent waits)."""
         execution = self._dispatcher.executions.get(execution_id)
         if execution is None:
             self._require_row(execution_id)
             raise DolmenError(f"execution {execution_id!r} is not running in this runtime")
-        if not execution.running:
+        if execution.status.ended:
             raise DolmenError(f"execution {execution_id!r} has ended ({execution.status})")
         return execution
 
@@ -405,3 +457,13 @@ class Host:
             raise LeaseLost(f"execution {execution_id!r} is not leased to this host")
         if self._row(execution_id) is None:
             raise UnknownExecutionError(f"no execution with id {execution_id!r}")
+
+
+def blocked_details(outcome: Outcome) -> dict[str, Any]:
+    """What the NondeterminismError of a blocked execution said, for ``status()``."""
+    return {
+        "position": outcome.error_field("position", -1),
+        "recorded": outcome.error_field("expected", "?"),
+        "issued": outcome.error_field("actual", "?"),
+        "message": outcome.error_field("message", ""),
+    }

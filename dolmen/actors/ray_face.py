@@ -31,6 +31,7 @@ from dolmen.actors.requests import (
     Refusal,
     Register,
     Restart,
+    Resume,
     Run,
     Signal,
     Start,
@@ -255,7 +256,10 @@ class HostActor:
 
     async def wait(self, request: Wait) -> list[Outcome]:
         host = await self._ready()
-        waits = [host.wait_result(i, request.timeout) for i in request.execution_ids]
+        waits = [
+            host.wait_result(i, request.timeout, request.raise_on_blocked)
+            for i in request.execution_ids
+        ]
         if len(waits) == 1:
             return [await waits[0]]
         return list(await asyncio.gather(*waits))
@@ -287,6 +291,12 @@ class HostActor:
         if self._cluster is not None:
             return await self._cluster.route(request)
         await host.cancel(request.execution_id)
+
+    async def resume(self, request: Resume) -> Outcome:
+        host = await self._ready()
+        if self._cluster is not None:
+            return await self._cluster.route(request)
+        return await host.resume_blocked(request.execution_id)
 
     async def storage_stats(self, request: StorageStats) -> dict[str, Any]:
         await self._ready()

@@ -60,7 +60,9 @@ def _plan(
     for row in rows:
         history = reads.load_history(reader, row.eid)
         count = 0
-        if not was_clean and _may_run_activities(history):
+        # A blocked execution ran nothing: a crash is not its doing.
+        blocked = row.status is Status.BLOCKED
+        if not was_clean and not blocked and _may_run_activities(history):
             mark = meta.crash_mark(reader, row.eid)
             # Counted in a row only while the history did not grow in between.
             count = mark.count + 1 if mark.events == len(history) else 1

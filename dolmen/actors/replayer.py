@@ -29,11 +29,13 @@ from dolmen.actors.requests import (
     Heartbeat,
     Peers,
     Register,
+    Resume,
     Signal,
 )
 from dolmen.actors.worker import node_label
 from dolmen.runtime.definitions import register
 from dolmen.runtime.errors import LeaseLost
+from dolmen.runtime.outcome import Outcome
 
 log = logging.getLogger("dolmen.replayer")
 
@@ -119,6 +121,9 @@ class ReplayerActor:
 
     async def cancel(self, request: Cancel) -> None:
         await self._host.cancel(request.execution_id)
+
+    async def resume(self, request: Resume) -> Outcome:
+        return await self._host.resume_blocked(request.execution_id)
 
     async def shutdown(self) -> None:
         """Make every cached event durable, then stop."""

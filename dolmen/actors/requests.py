@@ -46,10 +46,12 @@ class Run:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Wait:
-    """Wait up to ``timeout`` for each of ``execution_ids`` to end."""
+    """Wait up to ``timeout`` for each of ``execution_ids`` to end (a blocked one is
+    waited for, unless ``raise_on_blocked``: then its BLOCKED outcome comes back)."""
 
     execution_ids: list[str]
     timeout: float | None
+    raise_on_blocked: bool = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -61,6 +63,13 @@ class Signal:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Cancel:
+    execution_id: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resume:
+    """Replay a blocked execution against the code registered now."""
+
     execution_id: str
 
 
@@ -111,7 +120,7 @@ class StorageStats:
     execution_ids: list[str] | None
 
 
-Routed = Signal | Cancel  # what the coordinator forwards to the execution's replayer
+Routed = Signal | Cancel | Resume  # what the coordinator forwards to the execution's replayer
 
 
 # ---- between the storage actor and its replayers ----------------------------------------

@@ -1,4 +1,4 @@
-"""Commands that act through the runtime: run, start, serve, up, down, cancel, signal.
+"""Commands that act through the runtime: run, start, serve, up, down, cancel, signal, resume.
 
 Each connects to the runtime that owns the database (``plumbing.runtime``); the embedded
 default starts one in this process, a cluster's is found by the database's path.
@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from dolmen.cli.plumbing import (
+    EXIT_FAILED,
     EXIT_OK,
     await_result,
     cannot_connect,
@@ -23,7 +24,7 @@ from dolmen.cli.plumbing import (
 )
 from dolmen.cli.render.text import table
 from dolmen.cli.values import parse_value
-from dolmen.runtime.errors import DolmenError
+from dolmen.runtime.errors import DolmenError, NondeterminismError
 
 
 def prepare_start(args: argparse.Namespace) -> tuple[Any, list[Any]]:
@@ -151,4 +152,18 @@ def cmd_signal(args: argparse.Namespace) -> int:
     with runtime(args) as client:
         client.handle(args.id).signal(args.name, value)
     print(f"dolmen: signal {args.name!r} sent to execution {args.id}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Replay a blocked execution against the code the runtime has now."""
+    with runtime(args) as client:
+        if args.module:
+            client.register(*import_modules(args.module))
+        try:
+            status = client.resume(args.id).status()["status"]
+        except NondeterminismError as exc:
+            print(f"dolmen: execution {args.id} stays blocked: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"dolmen: execution {args.id} is {status}", file=sys.stderr)
     return EXIT_OK

@@ -14,6 +14,7 @@ from dolmen import storage as db
 from dolmen.cli.acting import (
     cmd_cancel,
     cmd_down,
+    cmd_resume,
     cmd_run,
     cmd_serve,
     cmd_signal,
@@ -23,6 +24,7 @@ from dolmen.cli.acting import (
 from dolmen.cli.analytics import cmd_stats, cmd_trace
 from dolmen.cli.reading import cmd_history, cmd_ls, cmd_result, cmd_status
 from dolmen.cli.repairing import cmd_fork, cmd_restart
+from dolmen.cli.upgrade import cmd_upgrade_check
 
 EMBEDDED_NOTE = """\
 With the embedded default (no --address and no RAY_ADDRESS) the runtime lives inside
@@ -131,6 +133,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value", nargs="?", help="JSON value (a non-JSON word is a string)")
     p.epilog = EMBEDDED_NOTE
 
+    p = command("resume", cmd_resume, "replay a blocked execution against the code deployed now")
+    p.add_argument("id", help="execution id")
+    p.add_argument(
+        "--module", action="append", default=[], metavar="M", help="register module M first"
+    )
+    p.epilog = (
+        "A blocked execution's code diverged from its history. It resumes by itself when\n"
+        "code that replays it is registered or the runtime restarts; this asks now. Exit 1\n"
+        "(it stays blocked) if the code still diverges; `dolmen upgrade-check` tells first."
+    )
+
+    p = command(
+        "upgrade-check",
+        cmd_upgrade_check,
+        "replay unfinished executions on the code as importable now (before a deploy; no Ray)",
+    )
+    p.add_argument("module", nargs="+", metavar="MODULE", help="module(s) with the new code")
+    p.add_argument("--workflow", action="append", default=[], metavar="NAME", help="only NAME")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.epilog = (
+        "Every running or blocked execution of the modules' workflows is replayed in memory\n"
+        "(no activity runs; the database is read-only). Exit 0 if all replay cleanly, 1 if\n"
+        "any would block (each is listed with where it diverges), 2 on error."
+    )
+
     p = command("fork", cmd_fork, "a new execution from an ended one's results before a step")
     p.add_argument("id", help="the execution to fork (it must have ended)")
     p.add_argument(
@@ -153,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("ls", cmd_ls, "list executions, newest first (reads the database; no Ray)")
-    p.add_argument("--status", help="running, finished, failed, cancelled or nondeterministic")
+    p.add_argument("--status", help="running, blocked, finished, failed or cancelled")
     p.add_argument("--workflow", metavar="NAME", help="module:function or just function")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N (100)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -62,8 +62,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         fields.append(("forked", f"from {source} at position {doc['forked_at']}"))
     if doc["parent_id"]:
         fields.append(("parent", doc["parent_id"]))
-    if doc["error"]:
-        problem = doc["error"]
+    problem = doc["error"]
+    if row.status is Status.BLOCKED and problem:
+        # What the NondeterminismError said: where the code and the history part ways.
+        fields.append(("blocked", f"at history position {problem.get('position')}"))
+        fields.append(("recorded", short(str(problem.get("expected")))))
+        fields.append(("issued", short(str(problem.get("actual")))))
+    elif problem:
         fields.append(("error", short(f"{problem.get('type')}: {problem.get('message')}")))
     for name, value in fields:
         print(f"{name:<9} {value}")
@@ -79,7 +84,7 @@ def finished_text(row: db.ExecutionRow) -> str:
 def cmd_result(args: argparse.Namespace) -> int:
     with reader(args) as conn:
         row = db.require_execution(conn, args.id)
-    if row.status == Status.RUNNING and args.wait:
+    if not row.status.ended and args.wait:
         with runtime(args) as client:
             return await_result(client.handle(row.id), args.timeout, wants_progress(args))
     return print_stored_result(row, args.traceback)
@@ -94,6 +99,13 @@ def print_stored_result(row: db.ExecutionRow, traceback: bool = False) -> int:
             file=sys.stderr,
         )
         return EXIT_RUNNING
+    if outcome.status is Status.BLOCKED:
+        print(
+            f"dolmen: execution {row.id} is blocked: {error_text(outcome.error or {})}; "
+            f"deploy code that replays it, then `dolmen resume {row.id}`",
+            file=sys.stderr,
+        )
+        return EXIT_RUNNING
     if outcome.status is Status.FINISHED:
         print(json.dumps(export.decode_payload(outcome.result), ensure_ascii=False))
         return EXIT_OK
@@ -101,9 +113,7 @@ def print_stored_result(row: db.ExecutionRow, traceback: bool = False) -> int:
     if outcome.status is Status.CANCELLED:
         print(f"dolmen: execution {row.id} was cancelled", file=sys.stderr)
     else:
-        stopped = outcome.status is Status.NONDETERMINISTIC
-        what = "stopped (nondeterministic)" if stopped else "failed"
-        print(f"dolmen: execution {row.id} {what}: {error_text(fields)}", file=sys.stderr)
+        print(f"dolmen: execution {row.id} failed: {error_text(fields)}", file=sys.stderr)
         if traceback and fields.get("traceback"):
             print(str(fields["traceback"]).rstrip(), file=sys.stderr)
     return EXIT_FAILED

@@ -10,6 +10,7 @@ import asyncio
 import functools
 import importlib
 import inspect
+import os
 import random
 import re
 import typing
@@ -25,6 +26,7 @@ from dolmen.runtime.errors import (
     WorkflowError,
     error_fields,
 )
+from dolmen.runtime.strict import install as install_guard
 
 WaitStrategy = Literal["await", "interrupt"]
 # Backoff delays are spread by up to this fraction either way, so attempts that failed
@@ -106,6 +108,7 @@ class Workflow(_Definition):
         fn: Callable[..., Any],
         name: str | None,
         wait: WaitStrategy,
+        strict: bool | None = None,
         timeout: float | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
@@ -115,6 +118,10 @@ class Workflow(_Definition):
         check_timeout(timeout, "a workflow's timeout")
         super().__init__(fn, name)
         self.wait = wait
+        # The determinism guard (dolmen.runtime.strict); DOLMEN_STRICT=1 turns it on for all.
+        self.strict = os.environ.get("DOLMEN_STRICT") == "1" if strict is None else strict
+        if self.strict:
+            install_guard()  # as early as possible: functions bound before it escape it
         self.timeout = timeout  # the execution's deadline, in seconds from its start
         _WORKFLOWS[self.name] = self
 
@@ -237,19 +244,22 @@ def workflow(
     *,
     name: str | None = None,
     wait: WaitStrategy = "await",
+    strict: bool | None = None,
     timeout: float | None = None,
 ) -> Any:
     """Declare an ``async def`` as a durable workflow.
 
     ``wait="await"`` keeps a blocked execution hot in memory; ``"interrupt"`` unloads it
-    whenever it blocks and replays it when its result arrives. ``timeout`` is the
-    execution's deadline in seconds (across its runs): when it passes,
+    whenever it blocks and replays it when its result arrives. ``strict=True`` (or
+    ``DOLMEN_STRICT=1`` for every workflow) makes calls from the workflow's code to the
+    clock, randomness, files, sockets and subprocesses raise ``NondeterminismError``.
+    ``timeout`` is the execution's deadline in seconds (across its runs): when it passes,
     ``WorkflowTimeoutError`` is raised at the operation the code awaits and the execution
     ends failed with it (``start(..., timeout=)`` overrides it per execution).
     """
     if fn is None:
-        return lambda f: Workflow(f, name, wait, timeout)
-    return Workflow(fn, name, wait, timeout)
+        return lambda f: Workflow(f, name, wait, strict, timeout)
+    return Workflow(fn, name, wait, strict, timeout)
 
 
 def check_timeout(timeout: float | None, what: str) -> None:

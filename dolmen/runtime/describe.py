@@ -60,6 +60,8 @@ def summarize(event: Event) -> str:
         return f"signal {d.get('name')!r}{value}"
     if k == Kind.VALUE_RECORDED:
         return f"{d.get('what')}() = {d.get('value')!r}"
+    if k == Kind.MARKER:
+        return event.describe()
     if k == Kind.FINISHED:
         return f"-> {value_text(d['result'])}" if "result" in d else ""
     if k == Kind.FAILED:

@@ -69,7 +69,8 @@ class LeaseLost(DolmenError):
 class NondeterminismError(DolmenError):
     """Workflow code issued a command that differs from its recorded history.
 
-    The history is left untouched; the execution stops with status ``nondeterministic``.
+    The history is left untouched; the execution is ``blocked`` (unfinished) until code
+    that replays it cleanly is deployed, or ``resume`` is asked.
     """
 
     def __init__(self, position: int, expected: str, actual: str, execution_id: str = "") -> None:
@@ -85,6 +86,33 @@ class NondeterminismError(DolmenError):
 
     def __reduce__(self):  # keep the fields when Ray ships the error between processes
         return (type(self), (self.position, self.expected, self.actual, self.execution_id))
+
+
+class NondeterministicCallError(NondeterminismError):
+    """Strict workflow code called something whose result a replay would not repeat
+    (the clock, randomness, files, sockets, subprocesses): raised at the call."""
+
+    def __init__(
+        self, call: str, where: str, hint: str, position: int = -1, execution_id: str = ""
+    ):
+        self.call = call
+        self.where = where
+        self.hint = hint
+        self.position = position
+        self.expected = "deterministic workflow code"
+        self.actual = f"{call} at {where}"
+        self.execution_id = execution_id
+        DolmenError.__init__(
+            self,
+            f"{call} called from workflow code at {where}: a replay would not repeat it "
+            f"(strict mode); {hint}",
+        )
+
+    def __reduce__(self):
+        return (
+            type(self),
+            (self.call, self.where, self.hint, self.position, self.execution_id),
+        )
 
 
 class WorkflowError(DolmenError):

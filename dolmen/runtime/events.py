@@ -43,6 +43,8 @@ class Kind(enum.IntEnum):
     # The latest ``dolmen.heartbeat`` details of a running attempt (neither a command nor a
     # resolution: replay only keeps the details for the next attempt).
     HEARTBEAT_RECORDED = 20
+    # A versioning marker (dolmen.patched / deprecate_patch): a command without a position.
+    MARKER = 21
     # 24, 25: runs and deadlines (values left free below for other features' kinds)
     CONTINUED = 24  # the run ended by continue_as_new; the next run's CREATED follows it
     DEADLINE_PASSED = 25  # the execution's deadline passed (a durable timer)
@@ -58,6 +60,7 @@ COMMANDS = frozenset(
         Kind.FINISHED,
         Kind.FAILED,
         Kind.CANCELLED,
+        Kind.MARKER,
         Kind.CONTINUED,
         Kind.OPERATION_CANCELLED,
         Kind.EVENT_SET,
@@ -69,7 +72,8 @@ MESSAGES = frozenset({Kind.EVENT_SET, Kind.STREAM_WRITTEN, Kind.STREAM_CLOSED})
 TERMINAL = frozenset({Kind.FINISHED, Kind.FAILED, Kind.CANCELLED})
 # Commands that must be durable before the workflow can make progress without them: their
 # deadlines, children and waits must survive a crash exactly as issued. Activity schedules
-# and recorded values are cached and ride along with the next durable event.
+# and recorded values (and versioning markers) are cached and ride along with the next
+# durable event.
 # Messages are written at once too, though nothing waits for them: readers see a value at
 # the next group commit, not at the workflow's next durable step.
 FLUSH_NOW = (
@@ -126,6 +130,9 @@ class Event:
             return f"cancel of the operation at position {self.position}"
         if k == Kind.VALUE_RECORDED:
             return f"{d.get('what')}() at position {self.position}"
+        if k == Kind.MARKER:
+            call = "deprecate_patch" if d.get("deprecated") else "patched"
+            return f"{call}({d.get('patch')!r})"
         if k == Kind.FINISHED:
             return "workflow return"
         if k == Kind.FAILED:
@@ -133,6 +140,11 @@ class Event:
         if k == Kind.CONTINUED:
             return f"continue_as_new({short(format_args(d.get('args')), 120)})"
         return f"{k.name.lower()} (position {self.position})"
+
+
+def is_deprecated_marker(event: Event) -> bool:
+    """A marker ``deprecate_patch`` recorded: code that no longer asks for it replays past it."""
+    return event.kind == Kind.MARKER and bool(event.data.get("deprecated"))
 
 
 def created(workflow: str, args: bytes, ts: float = 0.0, **run: Any) -> Event:

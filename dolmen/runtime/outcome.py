@@ -1,7 +1,7 @@
 """How an execution ended, as one typed value: what waiters get and what the row stores.
 
 A finished execution has its result (codec bytes); every other ending has error fields
-(``type``, ``message``, ``traceback``, plus the mismatch for a nondeterministic stop).
+(``type``, ``message``, ``traceback``, plus the mismatch of a blocked execution).
 Hosts hand ``Outcome`` values to clients and to parents; ``value()`` turns one into the
 result or the exception a caller sees.
 """
@@ -66,7 +66,7 @@ class Outcome(NamedTuple):
             return codec.decode(self.result, hint)
         if self.status is Status.CANCELLED:
             raise CancelledError(f"execution {execution_id!r} was cancelled")
-        if self.status is Status.NONDETERMINISTIC:
+        if self.status is Status.BLOCKED:  # only for waiters that asked to hear of it
             raise NondeterminismError(
                 self.error_field("position", -1),
                 self.error_field("expected", "?"),

@@ -9,7 +9,6 @@ the code issues against it.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random as _random
 import time
@@ -17,24 +16,29 @@ import uuid as _uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dolmen.runtime import codec
-from dolmen.runtime.commands import is_final, outstanding, same_command
+from dolmen.runtime import codec, strict
+from dolmen.runtime.commands import (
+    Completion,
+    is_final,
+    outstanding,
+    resolution_outcome,
+    same_command,
+)
 from dolmen.runtime.context import CURRENT_WORKFLOW
 from dolmen.runtime.definitions import Activity, Workflow
 from dolmen.runtime.errors import (
-    ActivityError,
-    ActivityTimeoutError,
     CancelledError,
-    ChildWorkflowError,
     ContinueAsNew,
-    ErrorInfo,
     NondeterminismError,
+    NondeterministicCallError,
     WorkflowError,
     WorkflowTimeoutError,
     error_fields,
 )
-from dolmen.runtime.events import RESOLUTIONS, Event, Kind
+from dolmen.runtime.events import RESOLUTIONS, Event, Kind, is_deprecated_marker
 from dolmen.runtime.ids import child_id
+from dolmen.runtime.interrupts import Interrupts
+from dolmen.runtime.markers import marker_after
 from dolmen.runtime.pending import Pending
 from dolmen.runtime.runs import run_info
 from dolmen.runtime.signals import Signals
@@ -44,17 +48,6 @@ def current_instance() -> WorkflowInstance | None:
     """The execution whose code is running in this context, if any."""
     instance = CURRENT_WORKFLOW.get()
     return instance if isinstance(instance, WorkflowInstance) else None
-
-
-@dataclasses.dataclass
-class Completion:
-    """What one activation produced: new command events to record, in order."""
-
-    commands: list[Event]
-    finished: bool
-    # Positions whose host-side work is moot now (a signal wait's deadline after the
-    # signal came): the host drops their timers. Not recorded: replay needs none of it.
-    dropped: list[int] = dataclasses.field(default_factory=list)
 
 
 class WorkflowInstance:
@@ -86,9 +79,7 @@ class WorkflowInstance:
         self._pending: dict[int, Pending] = {}
         self._definitions: dict[int, Activity | Workflow] = {}
         self._signals = Signals()
-        self._interrupt: BaseException | None = None  # a cancellation being delivered
-        self._shields = 0  # ``async with dolmen.shield()`` blocks the code is inside
-        self._undelivered = False  # a cancellation came that the code has not seen yet
+        self._interrupts = Interrupts()  # a cancellation or the deadline, and shields
         self._given_up: set[int] = set()  # positions the code cancelled
         self._heartbeats: dict[int, bytes] = {}  # position -> last recorded details
         self._blocked_on: Pending | None = None
@@ -96,6 +87,10 @@ class WorkflowInstance:
         self._nondeterminism: NondeterminismError | None = None
         self._failed_attempts: dict[int, int] = {}
         self._closing = False
+        self._patches: dict[str, bool] = {}  # what patched() answered, per patch id
+        self.strict = workflow.strict
+        if self.strict:
+            strict.install()  # once per process; the guard then checks ``self.strict``
         self.finished = False
         self.run = run_info(history).number
         # Once the deadline passed, the execution ends failed with its error (delivered like
@@ -162,6 +157,11 @@ class WorkflowInstance:
         name): a run that continues as new hands them to the next run."""
         return self._signals.unconsumed()
 
+    @property
+    def patches(self) -> dict[str, bool]:
+        """What ``patched()`` answered so far, per patch id (deprecated ones: True)."""
+        return dict(self._patches)
+
     def attempts(self, position: int) -> int:
         """Failed attempts recorded so far for the activity at ``position``."""
         return self._failed_attempts.get(position, 0)
@@ -187,6 +187,9 @@ class WorkflowInstance:
     def _replay(self) -> None:
         while self._cursor < len(self.history):
             event = self.history[self._cursor]
+            if is_deprecated_marker(event):
+                self._cursor += 1  # code that dropped deprecate_patch() replays past it
+                continue
             if event.is_command:
                 waiting = "nothing: it ended" if self.finished else "nothing: it is waiting"
                 raise self._mismatch(event.describe(), waiting)
@@ -214,7 +217,7 @@ class WorkflowInstance:
         while not self.finished:
             throw = None
             if self._blocked_on is not None and not self._blocked_on.done:
-                if self._interrupt is None or self._shields:
+                if not self._interrupts.due():
                     return
                 throw = self._deliver_interrupt()
             token = CURRENT_WORKFLOW.set(self)
@@ -230,7 +233,7 @@ class WorkflowInstance:
                 return
             except BaseException as exc:  # noqa: BLE001 - any workflow exception fails it
                 self._check_determinism()
-                if isinstance(exc, CancelledError) and self._interrupt is not None:
+                if isinstance(exc, CancelledError) and self._interrupts.error is not None:
                     self._finish(Kind.CANCELLED, {})  # the cancellation went unhandled
                 else:
                     self._finish(Kind.FAILED, error_fields(exc))
@@ -247,6 +250,13 @@ class WorkflowInstance:
                 self._finish(Kind.FAILED, error_fields(WorkflowError(message)))
                 return
             self._blocked_on = awaited
+
+    def refuse_call(self, call: str, where: str, hint: str) -> NondeterministicCallError:
+        """The error for a call strict code may not make (the guard raises it). Kept as
+        this execution's nondeterminism, so code that catches it is stopped all the same."""
+        error = NondeterministicCallError(call, where, hint, self._cursor, self.execution_id)
+        self._nondeterminism = error
+        return error
 
     def _check_determinism(self) -> None:
         # Raised here as well as where it arose: workflow code may have caught it.
@@ -272,6 +282,10 @@ class WorkflowInstance:
     def _command(self, kind: Kind, position: int, data: dict[str, Any]) -> Event:
         """Match a command against the history, or record it beyond the history's end."""
         if self._cursor < len(self.history):
+            while is_deprecated_marker(self.history[self._cursor]):
+                self._cursor += 1
+                if self._cursor == len(self.history):
+                    return self._command(kind, position, data)
             recorded = self.history[self._cursor]
             if (
                 recorded.kind != kind
@@ -288,10 +302,13 @@ class WorkflowInstance:
         self._new.append(event)
         return event
 
-    def _issue(self, kind: Kind, data: dict[str, Any]) -> tuple[Event, Pending]:
+    def _check_can_issue(self) -> None:
         if self.finished or self._closing:
             raise WorkflowError("the workflow has already ended; it cannot issue commands")
         self._check_determinism()
+
+    def _issue(self, kind: Kind, data: dict[str, Any]) -> tuple[Event, Pending]:
+        self._check_can_issue()
         position = self._next_position
         self._next_position += 1
         event = self._command(kind, position, data)
@@ -383,6 +400,38 @@ class WorkflowInstance:
             )
         )
 
+    # ---- versioning markers (Temporal's rules) --------------------------------------------
+
+    def patched(self, patch_id: str) -> bool:
+        """True if the history has this patch's marker here, or if the code runs here for
+        the first time (the marker is recorded); False when replaying history that passed
+        here without it. The first answer holds for the rest of the execution."""
+        known = self._patches.get(patch_id)
+        if known is not None:
+            return known
+        self._check_can_issue()
+        replaying = self._cursor < len(self.history)
+        answer = self._take_marker(patch_id) or not replaying
+        if answer and not replaying:
+            self._command(Kind.MARKER, -1, {"patch": patch_id, "deprecated": False})
+        self._patches[patch_id] = answer
+        return answer
+
+    def _take_marker(self, patch_id: str) -> bool:
+        after = marker_after(self.history, self._cursor, patch_id)
+        self._cursor = self._cursor if after is None else after
+        return after is not None
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        """The patch's old branch is gone: a marker here is consumed if present, recorded
+        (as deprecated) on a first run, and never required."""
+        if patch_id in self._patches:
+            return
+        self._check_can_issue()
+        if not self._take_marker(patch_id) and self._cursor >= len(self.history):
+            self._command(Kind.MARKER, -1, {"patch": patch_id, "deprecated": True})
+        self._patches[patch_id] = True
+
     # ---- resolutions -----------------------------------------------------------------
 
     def _apply(self, event: Event, index: int) -> None:
@@ -418,26 +467,9 @@ class WorkflowInstance:
             raise self._mismatch(event.describe(), "no operation at that position", index)
         if pending.done:
             return  # cancelled by the code, or a wait whose signal came first
-        value, error = self._outcome(event)
+        value, error = resolution_outcome(event, self._definitions.get(event.position))
         pending.order = index
         pending.resolve(value, error)
-
-    def _outcome(self, event: Event) -> tuple[Any, BaseException | None]:
-        data = event.data
-        definition = self._definitions.get(event.position)
-        if event.kind == Kind.TIMER_FIRED:
-            return None, None
-        hint = definition.return_hint if definition is not None else None
-        if "result" in data:
-            return codec.decode(data["result"], hint), None
-        name = definition.name if definition is not None else "?"
-        if event.kind == Kind.CHILD_FINISHED:
-            child, cause = data.get("child_id", ""), ErrorInfo.from_fields(data.get("cause"))
-            return None, ChildWorkflowError(child, data["type"], data["message"], cause)
-        cause = ErrorInfo.from_fields(data)  # the activity's exception, with its own causes
-        error_type = ActivityTimeoutError if data.get("timeout") else ActivityError
-        attempts = data.get("attempt", 1)
-        return None, error_type(name, data["type"], data["message"], attempts, cause)
 
     # ---- cancellation ----------------------------------------------------------------
 
@@ -445,32 +477,19 @@ class WorkflowInstance:
         """Deliver ``error`` at the await the code is blocked on (now, or when the last
         ``shield`` ends), and at every unshielded await after it: the operations pending
         then are cancelled (recorded), and work the code starts under ``shield`` runs."""
-        if self._interrupt is None:
-            self._interrupt = error
-        self._undelivered = True
+        self._interrupts.arrive(error)
 
     def _deliver_interrupt(self) -> BaseException | None:
         """Cancel what is pending; the error to throw in if the awaited one still waits."""
-        self._undelivered = False
+        self._interrupts.undelivered = False
         for pending in list(self._pending.values()):
             if not pending.done:  # each raises the interrupt (a cancel, a deadline) when awaited
-                self.cancel_operation(pending, self._fresh_interrupt())
+                self.cancel_operation(pending, self._interrupts.fresh())
         blocked = self._blocked_on
-        return None if blocked is not None and blocked.done else self._fresh_interrupt()
-
-    def _fresh_interrupt(self) -> BaseException:
-        # A new exception each time: one raised again would pile up tracebacks.
-        error = self._interrupt
-        return type(error)(*error.args)
+        return None if blocked is not None and blocked.done else self._interrupts.fresh()
 
     def enter_shield(self) -> None:
-        self._shields += 1
+        self._interrupts.enter_shield()
 
     def exit_shield(self) -> BaseException | None:
-        """Leave a shield; the interrupt to raise now if it was the last one and one came
-        that the code has not seen yet."""
-        self._shields -= 1
-        if self._shields or not self._undelivered:
-            return None
-        self._undelivered = False
-        return self._fresh_interrupt()
+        return self._interrupts.exit_shield()

@@ -16,8 +16,11 @@ class Status(enum.StrEnum):
     FINISHED = "finished"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    # Stopped because replay disagreed with the history; the history is left untouched.
-    NONDETERMINISTIC = "nondeterministic"
+    # Stopped because replay disagreed with the history (a NondeterminismError): the
+    # history is left untouched and the execution unfinished; it resumes when code that
+    # replays it cleanly is registered, the runtime restarts, or ``resume`` is asked.
+    # (Databases of older versions stored "nondeterministic": migration 3 renames it.)
+    BLOCKED = "blocked"
     # Never stored: what a host marks an execution it let go of because another host owns
     # it now; a signal or cancel that raced the move sees it and is sent again.
     MOVED = "moved"

@@ -61,6 +61,34 @@ def uuid4() -> _uuid.UUID:
     return _uuid.uuid4() if instance is None else instance.uuid4()
 
 
+def _patch_id(patch_id: str, what: str) -> str:
+    if not isinstance(patch_id, str) or not patch_id:
+        raise ValueError(f"dolmen.{what} needs a non-empty string patch id, not {patch_id!r}")
+    return patch_id
+
+
+def patched(patch_id: str) -> bool:
+    """Whether this execution takes the new branch of the change ``patch_id``.
+
+    True when the history has the patch's marker at this point, or when the execution
+    reaches this point for the first time (the marker is then recorded, with the next
+    durable event); False only when replaying history that passed this point without
+    it. A plain call (no await). Outside a workflow: True.
+    """
+    _patch_id(patch_id, "patched")
+    instance = current_instance()
+    return True if instance is None else instance.patched(patch_id)
+
+
+def deprecate_patch(patch_id: str) -> None:
+    """The old branch of ``patch_id`` is gone from the code: histories with or without its
+    marker replay; new executions record a deprecated marker that later code may drop."""
+    _patch_id(patch_id, "deprecate_patch")
+    instance = current_instance()
+    if instance is not None:
+        instance.deprecate_patch(patch_id)
+
+
 def continue_as_new(*args: Any, **kwargs: Any) -> Any:
     """End this run and start the next run of the same execution id with these arguments
     and a fresh history (the run's history is kept as an earlier run). Raises, never

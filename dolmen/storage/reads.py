@@ -6,7 +6,10 @@ test's own all read the same way. Readers never block the writer (WAL).
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sqlite3
+from collections.abc import Iterable, Iterator
 
 from dolmen.runtime.errors import UnknownExecutionError
 from dolmen.runtime.events import MESSAGES, Event
@@ -53,11 +56,41 @@ def list_executions(
 
 
 def unfinished(conn: sqlite3.Connection) -> list[ExecutionRow]:
+    """Running and blocked executions, oldest first (each arm uses its partial index)."""
     rows = conn.execute(
+        f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? UNION ALL "
         f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE status = ? ORDER BY eid",
-        (Status.RUNNING,),
+        (Status.RUNNING, Status.BLOCKED),
     ).fetchall()
     return [execution_row(r) for r in rows]
+
+
+def unfinished_histories(
+    conn: sqlite3.Connection, workflows: Iterable[str]
+) -> Iterator[tuple[ExecutionRow, list[Event]]]:
+    """Running and blocked executions of ``workflows`` with their histories, oldest
+    first: two queries in all (rows, then every event in order), however many there are."""
+    names = sorted(set(workflows))
+    if not names:
+        return
+    marks = ", ".join("?" * len(names))
+    where = f"status IN (?, ?) AND workflow IN ({marks})"
+    params = (Status.RUNNING, Status.BLOCKED, *names)
+    rows = {
+        r[0]: execution_row(r)
+        for r in conn.execute(
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE {where} ORDER BY eid", params
+        )
+    }
+    events = conn.execute(
+        "SELECT eid, kind, pos, ts, data FROM events "
+        f"WHERE eid IN (SELECT eid FROM executions WHERE {where}) ORDER BY eid, seq",
+        params,
+    )
+    for eid, group in itertools.groupby(events, key=operator.itemgetter(0)):
+        row = rows.get(eid)
+        if row is not None:  # (one that started meanwhile is left for the next check)
+            yield row, [event_from_row(k, p, t, d) for _, k, p, t, d in group]
 
 
 def descendants(conn: sqlite3.Connection, execution_id: str) -> list[ExecutionRow]:

@@ -115,6 +115,9 @@ def stored_outcome(status: Status, stored: bytes | None) -> Outcome:
     return Outcome(status, error=fields)
 
 
+# Statuses older versions stored, read as today's (a read-only reader cannot migrate).
+_LEGACY = {"nondeterministic": Status.BLOCKED}
+
 EXECUTION_COLUMNS = "eid, id, workflow, status, parent_eid, created_at, finished_at, result"
 
 
@@ -122,7 +125,7 @@ def execution_row(values: tuple[Any, ...]) -> ExecutionRow:
     """An ``ExecutionRow`` from ``SELECT EXECUTION_COLUMNS`` values."""
     eid, execution_id, workflow, status, parent_eid, created, finished, result = values
     try:
-        known = Status(status)
+        known = _LEGACY.get(status) or Status(status)
     except ValueError:
         raise StorageError(
             f"execution {execution_id!r} has status {status!r}, which this version of dolmen "

@@ -44,11 +44,16 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
-    # runs: an execution's runs (continue-as-new, restart) follow each other in its events,
+    # 2: runs: an execution's runs (continue-as-new, restart) follow each other in its events,
     # each from its own CREATED event; this index finds them without reading the events
     # between (only CREATED rows are in it, so it costs nothing per step)
     """
     CREATE INDEX events_runs ON events(eid, seq) WHERE kind = 1;
+    """,
+    # 3: a NondeterminismError blocks an execution (resumable) instead of ending it
+    """
+    UPDATE executions SET status = 'blocked' WHERE status = 'nondeterministic';
+    CREATE INDEX executions_blocked ON executions(status) WHERE status = 'blocked';
     """,
 ]
 

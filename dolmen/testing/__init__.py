@@ -5,7 +5,9 @@
   evictions at every step, and raises ``DivergenceError`` with a diff of the recorded and
   the replayed history at the first divergence.
 - ``check_determinism(workflow, args_strategy)`` does the same driven by hypothesis.
-- ``replay_history(workflow, path)`` replays a saved ``dolmen history ID --json`` file.
+- ``replay_history(workflow, path)`` replays a saved ``dolmen history ID --json`` file;
+  ``replay_histories(workflow, folder)`` every one in a folder: the deploy test for CI
+  (code guarded by ``dolmen.patched`` passes; ``.patches`` says which branch each takes).
 - ``Simulation`` is the in-memory runner underneath, for tests of your own.
 - ``dolmen_runtime`` is a pytest fixture: a ``Client`` on a temporary database (needs Ray);
   pytest finds it without an import (dolmen's ``pytest11`` plugin).
@@ -29,7 +31,12 @@ from dolmen.pytest_plugin import dolmen_runtime
 from dolmen.testing.crashes import kill_host
 from dolmen.testing.determinism import DeterminismReport, assert_deterministic, check_determinism
 from dolmen.testing.divergence import DivergenceError, render_diff
-from dolmen.testing.saved_histories import ReplayedHistory, load_history, replay_history
+from dolmen.testing.saved_histories import (
+    ReplayedHistory,
+    load_history,
+    replay_histories,
+    replay_history,
+)
 from dolmen.testing.simulation import Simulation, SimulationError, Step, virtual_time
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "kill_host",
     "load_history",
     "render_diff",
+    "replay_histories",
     "replay_history",
     "virtual_time",
 ]

@@ -3,6 +3,11 @@
 A history saved with ``dolmen history ID --json`` (the lossless document of
 ``dolmen.storage.export``) is replayed in memory: nothing runs, activities and children
 are taken from the history, and any command the code no longer issues is a divergence.
+
+This is the deploy test a user keeps in CI: save histories of real runs (finished ones,
+and ones stopped mid-way), then ``replay_histories(workflow, folder)`` on every change.
+Code guarded by ``dolmen.patched`` passes; ``ReplayedHistory.patches`` says which branch
+each saved execution takes under it (False: the old one).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from dolmen.runtime import codec
@@ -20,7 +25,7 @@ from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.replay import WorkflowInstance
 from dolmen.runtime.status import Status
 from dolmen.storage import export
-from dolmen.testing.divergence import Replayer
+from dolmen.testing.divergence import DivergenceError, Replayer
 from dolmen.testing.simulation import START_TIME
 
 
@@ -31,6 +36,10 @@ class ReplayedHistory:
     status: Status
     result: Any
     events: list[Event]
+    # What dolmen.patched() answered in the replay, per patch id: False for an execution
+    # that passed the patch point under the old code (it keeps the old branch).
+    patches: dict[str, bool] = dataclasses.field(default_factory=dict)
+    source: str = ""
 
 
 def load_history(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[str, list[Event]]:
@@ -63,8 +72,11 @@ def replay_history(
         raise ValueError("the history does not start with a CREATED event")
     recorded_name = events[0].data.get("workflow")
 
+    replays: list[WorkflowInstance] = []
+
     def factory(history: list[Event], clock: Callable[[], float]) -> WorkflowInstance:
-        return WorkflowInstance(workflow, execution_id, history, clock=clock)
+        replays.append(WorkflowInstance(workflow, execution_id, history, clock=clock))
+        return replays[-1]
 
     if not isinstance(recorded_name, str):
         raise DolmenError("the history's CREATED event names no workflow")
@@ -91,4 +103,30 @@ def replay_history(
     result = None
     if last.kind == Kind.FINISHED:
         result = codec.decode(last.data["result"], workflow.return_hint)
-    return ReplayedHistory(status, result, events)
+    source_name = "" if isinstance(source, Mapping) else os.fspath(source)
+    # The first replay is of the whole history: its answers are the execution's.
+    return ReplayedHistory(status, result, events, replays[0].patches, str(source_name))
+
+
+def replay_histories(
+    workflow: Workflow, sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+) -> list[ReplayedHistory]:
+    """``replay_history`` for every saved history: a folder's ``*.json`` files (sorted),
+    or the given paths. Raises the first ``DivergenceError``, naming its file."""
+    if isinstance(sources, str | os.PathLike):
+        folder = os.fspath(sources)
+        if not os.path.isdir(folder):
+            raise ValueError(f"{folder!r} is not a folder of saved histories")
+        paths = [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith(".json")]
+    else:
+        paths = [os.fspath(p) for p in sources]
+    if not paths:
+        raise ValueError("no saved histories to replay (save them with `dolmen history ID --json`)")
+    replayed = []
+    for path in paths:
+        try:
+            replayed.append(replay_history(workflow, path))
+        except DivergenceError as error:
+            error.args = (f"{path}: {error.args[0]}", *error.args[1:])
+            raise
+    return replayed

@@ -30,7 +30,7 @@ def _pyplot() -> Any:
 
 
 # Bad endings of executions; a failed step's outcome is spelled like Status.FAILED.
-_BAD = frozenset({Status.FAILED, Status.NONDETERMINISTIC, Status.CANCELLED})
+_BAD = frozenset({Status.FAILED, Status.BLOCKED, Status.CANCELLED})
 _COLORS = {
     "workflow": "#4a4a4a",
     "activity": "#4c78a8",

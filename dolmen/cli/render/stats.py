@@ -46,7 +46,7 @@ def render_stats(report: dict[str, Any], unicode: bool = True) -> list[str]:
         return lines
 
     lines += ["", "EXECUTIONS"]
-    rows = [["WORKFLOW", "TOTAL", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "NONDET."]]
+    rows = [["WORKFLOW", "TOTAL", "RUNNING", "FINISHED", "FAILED", "CANCELLED", "BLOCKED"]]
     rows[0] += ["SUCCESS", "FAILURE"]
     for w in report["workflows"]:
         rows.append(
@@ -60,7 +60,7 @@ def render_stats(report: dict[str, Any], unicode: bool = True) -> list[str]:
                         "finished",
                         "failed",
                         "cancelled",
-                        "nondeterministic",
+                        "blocked",
                     )
                 ),
                 percent(w["success_rate"]),
@@ -200,12 +200,12 @@ def render_stats(report: dict[str, Any], unicode: bool = True) -> list[str]:
     incidents = report["incidents"]
     lines += [
         "",
-        f"INCIDENTS: {incidents['nondeterministic_count']} nondeterministic, "
+        f"INCIDENTS: {incidents['blocked_count']} blocked, "
         f"{incidents['timeout_count']} timed-out attempts",
     ]
-    for n in incidents["nondeterministic"]:
+    for n in incidents["blocked"]:
         lines.append(
-            f"  nondeterministic {n['id']} ({n['workflow']}) at position {n['position']}: "
+            f"  blocked {n['id']} ({n['workflow']}) at position {n['position']}: "
             f"recorded {n['expected']}, code issued {n['actual']}"
         )
     for t in incidents["timeouts"][:20]:

@@ -47,18 +47,19 @@ from dolmen.storage.analytics.trace import Step, Trace, load_trace
 
 K = Kind
 
+_UNFINISHED = f"'{Status.RUNNING}', '{Status.BLOCKED}'"
 # Executions by status, and the success and failure rates among the ended ones; shared by
 # the per-workflow and the overall report so the two cannot disagree.
 _STATUS_COUNTS = f"""count(*) FILTER (WHERE status = '{Status.RUNNING}') AS running,
                 count(*) FILTER (WHERE status = '{Status.FINISHED}') AS finished,
                 count(*) FILTER (WHERE status = '{Status.FAILED}') AS failed,
                 count(*) FILTER (WHERE status = '{Status.CANCELLED}') AS cancelled,
-                count(*) FILTER (WHERE status = '{Status.NONDETERMINISTIC}') AS nondeterministic,
+                count(*) FILTER (WHERE status = '{Status.BLOCKED}') AS blocked,
                 count(*) FILTER (WHERE status = '{Status.FINISHED}')
-                    / nullif(count(*) FILTER (WHERE status <> '{Status.RUNNING}'), 0)
+                    / nullif(count(*) FILTER (WHERE status NOT IN ({_UNFINISHED})), 0)
                     AS success_rate,
-                count(*) FILTER (WHERE status IN ('{Status.FAILED}', '{Status.NONDETERMINISTIC}'))
-                    / nullif(count(*) FILTER (WHERE status <> '{Status.RUNNING}'), 0)
+                count(*) FILTER (WHERE status = '{Status.FAILED}')
+                    / nullif(count(*) FILTER (WHERE status NOT IN ({_UNFINISHED})), 0)
                     AS failure_rate,"""
 
 # Over steps of kind 'activity': what share of the ended ones completed or failed, and how
@@ -88,8 +89,8 @@ class Analytics(Snapshot):
     def workflow_counts(self) -> list[dict[str, Any]]:
         """Per workflow: executions by status; success and failure rates among the ended.
 
-        ``success_rate`` = finished / ended; ``failure_rate`` = (failed + nondeterministic)
-        / ended; cancelled executions count as ended but as neither.
+        ``success_rate`` = finished / ended; ``failure_rate`` = failed / ended;
+        cancelled executions count as ended but as neither; blocked ones have not ended.
         """
         return self.rows(
             f"""SELECT workflow,
@@ -246,11 +247,11 @@ class Analytics(Snapshot):
         }
 
     def incidents(self, limit: int = 100) -> dict[str, Any]:
-        """Executions stopped as nondeterministic (with the recorded mismatch), and activity
+        """Executions blocked by nondeterminism (with the recorded mismatch), and activity
         attempts that timed out. ``*_count`` give the totals; the lists at most ``limit``."""
         stopped = self.rows(
             f"""SELECT eid, id, workflow, created_at FROM runs
-               WHERE status = '{Status.NONDETERMINISTIC}' ORDER BY created_at DESC, id"""
+               WHERE status = '{Status.BLOCKED}' ORDER BY created_at DESC, id"""
         )
         results = dict(self.duck.execute("SELECT eid, result FROM stopped").fetchall())
         for row in stopped[:limit]:
@@ -271,8 +272,8 @@ class Analytics(Snapshot):
                WHERE f.timeout ORDER BY e.ts DESC, r.id, e.pos, f.attempt"""
         )
         return {
-            "nondeterministic_count": len(stopped),
-            "nondeterministic": stopped[:limit],
+            "blocked_count": len(stopped),
+            "blocked": stopped[:limit],
             "timeout_count": len(timeouts),
             "timeouts": timeouts[:limit],
         }

@@ -147,11 +147,11 @@ class Snapshot:
                 CASE e.terminal WHEN {K.FINISHED:d} THEN '{Status.FINISHED}'
                     WHEN {K.FAILED:d} THEN '{Status.FAILED}'
                     WHEN {K.CANCELLED:d} THEN '{Status.CANCELLED}'
-                    ELSE CASE WHEN x.status = '{Status.NONDETERMINISTIC}' THEN x.status
+                    ELSE CASE WHEN x.status = '{Status.BLOCKED}' THEN x.status
                               ELSE '{Status.RUNNING}' END
                 END AS status,
                 x.parent_eid, x.created_at, e.ended AS finished_at,
-                CASE WHEN e.terminal IS NOT NULL OR x.status = '{Status.NONDETERMINISTIC}'
+                CASE WHEN e.terminal IS NOT NULL OR x.status = '{Status.BLOCKED}'
                      THEN coalesce(octet_length(x.result), 0) ELSE 0 END AS result_bytes
             FROM d.executions x JOIN ends e ON e.eid = x.eid"""
         )
@@ -161,7 +161,7 @@ class Snapshot:
             con.execute("DELETE FROM events WHERE eid NOT IN (SELECT eid FROM executions)")
         con.execute(
             "CREATE TABLE stopped AS SELECT x.eid, x.result FROM d.executions x "
-            f"JOIN executions_all a ON a.eid = x.eid WHERE a.status = '{Status.NONDETERMINISTIC}'"
+            f"JOIN executions_all a ON a.eid = x.eid WHERE a.status = '{Status.BLOCKED}'"
         )
         # Done with the file: DuckDB's own copy of SQLite lets go of it (see the warning).
         con.execute("DETACH d")
