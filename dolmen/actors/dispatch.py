@@ -269,7 +269,7 @@ class Dispatcher:
         """The run ended by continue-as-new is durable with the next one's first event:
         the old run's work stops, the new run starts in the same ``Execution``."""
         first, execution.next_run = execution.next_run, None
-        _cancel_work(execution)
+        execution.cancel_work()
         execution.tasks.clear()
         execution.timers.clear()
         execution.dispatched.clear()
@@ -443,7 +443,7 @@ class Dispatcher:
         execution.status, execution.outcome = outcome.status, outcome
         execution.instance = None
         release_flush_waiters(execution)
-        _cancel_work(execution)
+        execution.cancel_work()
 
     def _block(self, execution: Execution, error: NondeterminismError) -> None:
         """Stop safely: the history stays as it is; only the status says what happened.
@@ -467,7 +467,7 @@ class Dispatcher:
         flight are cancelled and run again when the execution is next loaded."""
         self._stopped = True
         for execution in list(self.executions.values()):
-            _cancel_work(execution)
+            execution.cancel_work()
 
     # ---- eviction ----------------------------------------------------------------------
 
@@ -491,11 +491,3 @@ class Dispatcher:
 
 
 DEADLINE = -1  # the key of an execution's deadline among its timers (positions are >= 0)
-
-
-def _cancel_work(execution: Execution) -> None:
-    """Cancel the attempts and timers in flight for ``execution``."""
-    for task in execution.tasks.values():
-        task.cancel()
-    for timer in execution.timers.values():
-        timer.cancel()

@@ -47,3 +47,10 @@ class Execution:
     def cached(self) -> bool:
         """Whether commands the code issued are not on disk yet."""
         return self.instance is not None and len(self.instance.history) > self.durable
+
+    def cancel_work(self) -> None:
+        """Cancel the attempts and timers in flight for this execution."""
+        for task in self.tasks.values():
+            task.cancel()
+        for timer in self.timers.values():
+            timer.cancel()
