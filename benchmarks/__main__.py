@@ -21,7 +21,7 @@ import traceback
 from types import ModuleType
 
 from benchmarks import charts as charts_module
-from benchmarks import common, report, targets
+from benchmarks import common, faults, report, targets
 
 # The workload families, in the order they run.
 FAMILIES = ("fibo", "native", "durable", "dags", "scaling", "recovery", "peers")
@@ -70,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results"))
     again = sub.add_parser("report", help="rewrite the Markdown and charts of a results JSON")
     again.add_argument("json", help="a results file written by `run`")
+    faults.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "report":
         return rewrite(args.json)
+    if args.command == "faults":
+        return faults.run(args)
 
     available = families()
     chosen = list(available)

@@ -16,7 +16,10 @@ def ray_session():
     import ray
 
     os.environ.setdefault("RAY_worker_niceness", "0")  # as dolmen's own ensure_ray does
-    ray.init(namespace="dolmen", include_dashboard=False, logging_level="ERROR")
+    # "local": a Ray of this session's own. Without it ray.init joins a cluster that
+    # another program started on the machine with `ray start` (tests/cluster does), and
+    # this whole test session dies when that cluster stops.
+    ray.init(address="local", namespace="dolmen", include_dashboard=False, logging_level="ERROR")
     yield ray
     ray.shutdown()
 

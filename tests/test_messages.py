@@ -63,7 +63,10 @@ def test_a_reader_in_another_process(client, ray_session):
     first = reader.stdout.readline()  # blocks until the other process read a value
     assert first.strip() == "0"
     handle.signal("go")
-    rest, _ = reader.communicate(timeout=120)
+    # read() and not communicate(): communicate reads the pipe itself and would skip lines
+    # that readline() above already buffered (pytest-timeout bounds a reader that hangs)
+    rest = reader.stdout.read()
+    assert reader.wait(timeout=120) == 0
     assert (first + rest).split("\n")[:7] == ["0", "1", "2", "3", "4", "5", "status done"]
 
 

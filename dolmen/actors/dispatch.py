@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from dolmen.actors.execution import Execution
 from dolmen.actors.executor import ActivityExecutor, invoke_inline
 from dolmen.actors.failures import AttemptFailed
 from dolmen.actors.heartbeats import attempt_info, supervise
 from dolmen.actors.results import ResultWaiters
+from dolmen.actors.timers import WallTimer
 from dolmen.actors.write_path import WritePath, release_flush_waiters
 from dolmen.runtime.definitions import Activity, Workflow, lookup_workflow
 from dolmen.runtime.errors import NondeterminismError, UnknownWorkflowError, error_fields
@@ -202,10 +204,8 @@ class Dispatcher:
             kind == Kind.SIGNAL_WAITED and "fire_at" in command.data
         ):
             execution.dispatched.add(position)
-            delay = max(0.0, command.data["fire_at"] - self._clock())
-            execution.timers[position] = asyncio.get_running_loop().call_later(
-                delay, self._timer_fired, execution, position
-            )
+            fire = partial(self._timer_fired, execution, position)
+            execution.timers[position] = WallTimer(self._clock, command.data["fire_at"], fire)
         elif kind == Kind.CHILD_STARTED:
             execution.dispatched.add(position)
             child_id = command.data["child_id"]
@@ -244,6 +244,12 @@ class Dispatcher:
             data = row.outcome().child_finished(row.id)
             self.resolve(execution, Event(Kind.CHILD_FINISHED, position, data))
 
+    def rearm_timers(self) -> None:
+        """The wall clock jumped: every pending timer sleeps for what remains by it now."""
+        for execution in self.executions.values():
+            for timer in execution.timers.values():
+                timer.rearm()
+
     def _arm_deadline(self, execution: Execution, history: list[Event]) -> None:
         """The execution's deadline as a timer (key -1), unless it passed already."""
         deadline = history[0].data.get("deadline")
@@ -251,9 +257,8 @@ class Dispatcher:
             return
         if any(e.kind == Kind.DEADLINE_PASSED for e in history):
             return
-        execution.timers[DEADLINE] = asyncio.get_running_loop().call_later(
-            max(0.0, deadline - self._clock()), self._deadline_passed, execution, history[0]
-        )
+        fire = partial(self._deadline_passed, execution, history[0])
+        execution.timers[DEADLINE] = WallTimer(self._clock, deadline, fire)
 
     def _deadline_passed(self, execution: Execution, first: Event) -> None:
         execution.timers.pop(DEADLINE, None)
@@ -264,7 +269,7 @@ class Dispatcher:
         """The run ended by continue-as-new is durable with the next one's first event:
         the old run's work stops, the new run starts in the same ``Execution``."""
         first, execution.next_run = execution.next_run, None
-        _cancel_work(execution)
+        execution.cancel_work()
         execution.tasks.clear()
         execution.timers.clear()
         execution.dispatched.clear()
@@ -438,7 +443,7 @@ class Dispatcher:
         execution.status, execution.outcome = outcome.status, outcome
         execution.instance = None
         release_flush_waiters(execution)
-        _cancel_work(execution)
+        execution.cancel_work()
 
     def _block(self, execution: Execution, error: NondeterminismError) -> None:
         """Stop safely: the history stays as it is; only the status says what happened.
@@ -462,7 +467,7 @@ class Dispatcher:
         flight are cancelled and run again when the execution is next loaded."""
         self._stopped = True
         for execution in list(self.executions.values()):
-            _cancel_work(execution)
+            execution.cancel_work()
 
     # ---- eviction ----------------------------------------------------------------------
 
@@ -486,11 +491,3 @@ class Dispatcher:
 
 
 DEADLINE = -1  # the key of an execution's deadline among its timers (positions are >= 0)
-
-
-def _cancel_work(execution: Execution) -> None:
-    """Cancel the attempts and timers in flight for ``execution``."""
-    for task in execution.tasks.values():
-        task.cancel()
-    for timer in execution.timers.values():
-        timer.cancel()

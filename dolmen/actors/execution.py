@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 from typing import Any
 
+from dolmen.actors.timers import WallTimer
 from dolmen.runtime.definitions import Workflow
 from dolmen.runtime.events import Event
 from dolmen.runtime.outcome import Outcome
@@ -33,7 +34,7 @@ class Execution:
     outcome: Outcome | None = None  # once it ended
     dispatched: set[int] = dataclasses.field(default_factory=set)
     tasks: dict[int, asyncio.Task[Any]] = dataclasses.field(default_factory=dict)
-    timers: dict[int, asyncio.TimerHandle] = dataclasses.field(default_factory=dict)
+    timers: dict[int, WallTimer] = dataclasses.field(default_factory=dict)
     children: set[str] = dataclasses.field(default_factory=set)
     last_active: float = 0.0
     flush_waiters: list[asyncio.Future[None]] = dataclasses.field(default_factory=list)
@@ -46,3 +47,10 @@ class Execution:
     def cached(self) -> bool:
         """Whether commands the code issued are not on disk yet."""
         return self.instance is not None and len(self.instance.history) > self.durable
+
+    def cancel_work(self) -> None:
+        """Cancel the attempts and timers in flight for this execution."""
+        for task in self.tasks.values():
+            task.cancel()
+        for timer in self.timers.values():
+            timer.cancel()

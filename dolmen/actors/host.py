@@ -94,13 +94,15 @@ class Host:
         self._clock = clock
         self.executor = ActivityExecutor(threads, processes, native_threads)
         self._waiters = ResultWaiters()
-        self._write_path = WritePath(store, clock)
+        self._write_path = WritePath(store, clock, self._waiters)
         self._dispatcher = Dispatcher(
             self._write_path, store, self.local_store, self.executor, self._waiters, clock, node
         )
         self._messages = MessageBoard(lambda: self._local().reader)
         if self.local_store is not None:
             self._write_path.observers.append(self._messages.on_commit)
+        if callable(subscribe := getattr(clock, "subscribe", None)):  # an injected clock
+            subscribe(self._dispatcher.rearm_timers)  # its jumps re-check every timer
         self._starting: dict[str, asyncio.Future[None]] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -142,11 +144,18 @@ class Host:
         if self._sweeper:
             self._sweeper.cancel()
         self._dispatcher.stop_work()
-        for execution in list(self._dispatcher.executions.values()):
-            if not execution.status.ended:  # running, or blocked with a signal in flight
-                await self._write_path.flush(execution)
-        if self.local_store is not None:
-            await self.write(Ltx(statements=[meta.set_clean_shutdown(True)]))
+        try:
+            for execution in list(self._dispatcher.executions.values()):
+                if not execution.status.ended:  # running, or blocked with a signal in flight
+                    await self._write_path.flush(execution)
+            if self.local_store is not None:
+                await self.write(Ltx(statements=[meta.set_clean_shutdown(True)]))
+        except StorageError:
+            # The disk refuses writes (full, replaced...): stop anyway, as after a crash.
+            # What was durable is replayed at the next start; the rest runs again.
+            self.executor.shutdown()
+            await self.store.close()
+            raise
         self.executor.shutdown()
         await self.store.close()
 

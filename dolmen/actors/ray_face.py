@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from dolmen.actors import console
+from dolmen.actors import console, lifeline
 from dolmen.actors.host import Host
 from dolmen.actors.host_metrics import HostMetrics
 from dolmen.actors.options import RuntimeOptions
@@ -162,6 +162,7 @@ class HostActor:
 
     def __init__(self, options: RuntimeOptions) -> None:
         console.configure(options.log_level)
+        lifeline.watch()  # ends this process even if an activity thread never returns
         self._options = options
         self._host: Host | None = None
         self._local: LocalStore | None = None  # the host's store: the file on this node

@@ -15,6 +15,7 @@ from typing import Any
 
 import ray
 
+from dolmen.actors import lifeline
 from dolmen.actors.executor import node_cpus
 from dolmen.actors.failures import AttemptFailed
 from dolmen.actors.host import Host
@@ -44,6 +45,7 @@ class ReplayerActor:
     """One per node: replays the executions the storage actor leased to it."""
 
     def __init__(self, storage_name: str, namespace: str, options: RuntimeOptions) -> None:
+        lifeline.watch()  # gone soon after its node or the runtime is
         self._storage = ray.get_actor(storage_name, namespace=namespace)
         self._id = ray.get_runtime_context().get_actor_name()
         self._options = options

@@ -14,6 +14,7 @@ from typing import Any
 
 import ray
 
+from dolmen.actors import lifeline
 from dolmen.actors.failures import AttemptFailed, first_line, timeout_fields
 from dolmen.actors.heartbeats import Beat
 from dolmen.runtime.attempt import invoke
@@ -44,6 +45,7 @@ def run_attempt(act: Activity, args_blob: bytes, info: ActivityInfo) -> tuple[st
 @ray.remote(num_cpus=1, max_restarts=0, max_concurrency=2)
 class PythonWorker:
     def __init__(self) -> None:
+        lifeline.watch()  # gone soon after its node or its host is
         self._liveness: Any = None
 
     def probe(self) -> tuple[float, Any, int]:

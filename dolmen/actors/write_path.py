@@ -6,6 +6,11 @@ resolutions that arrived (results, signals, timer firings), in that order, plus 
 of children started in it, so a child exists exactly when its parent's CHILD_STARTED
 does. Once the store acknowledges the LTX, the listener (the dispatcher) feeds the
 resolutions to the workflow; what arrived meanwhile goes in the next LTX.
+
+A refused LTX (a full disk) leaves the execution unfinished: its resolutions go back in
+front of what arrived since and are written again shortly, while whoever waits on the
+execution (its result, a signal's or cancel's flush) gets the ``StorageError`` at once.
+The writer logs a disk fault once per stretch; other refusals are logged once each.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from dolmen.actors.execution import Execution
-from dolmen.runtime.errors import LeaseLost
+from dolmen.actors.results import ResultWaiters
+from dolmen.runtime.errors import LeaseLost, StorageError, StorageFaultError
 from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.outcome import Outcome
 from dolmen.runtime.runs import next_run
@@ -55,7 +61,7 @@ class WriteListener(Protocol):
 class _Pending:
     """What an in-flight LTX of an execution carries, for its acknowledgement."""
 
-    __slots__ = ("execution", "resolutions", "cached", "children")
+    __slots__ = ("execution", "resolutions", "cached", "children", "handed_over")
 
     def __init__(
         self,
@@ -63,17 +69,26 @@ class _Pending:
         resolutions: list[Event],
         cached: int,
         children: list[Execution],
+        handed_over: list[Event],
     ) -> None:
         self.execution = execution
         self.resolutions = resolutions
         self.cached = cached
         self.children = children
+        self.handed_over = handed_over  # for the next run; arrive again if refused
 
 
 class WritePath:
-    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float],
+        waiters: ResultWaiters | None = None,
+    ) -> None:
         self.store = store
         self._clock = clock
+        self._waiters = waiters
+        self._held: dict[str, StorageError] = {}  # executions whose last write was refused
         self.listener: WriteListener | None = None  # set by the dispatcher that drives it
         self.observers: list[Acknowledge] = []  # told of every batch after it is handled
 
@@ -99,7 +114,7 @@ class WritePath:
             handed_over = [e for e in incoming if e.kind in HANDED_OVER]
             incoming = []
         children: list[Execution] = []
-        ltx = Ltx(token=_Pending(execution, incoming, len(cached), children))
+        ltx = Ltx(token=_Pending(execution, incoming, len(cached), children, handed_over))
         start = execution.base + execution.durable
         for seq, event in enumerate([*cached, *incoming], start=start):
             event.ts = event.ts or self._clock()
@@ -177,18 +192,35 @@ class WritePath:
         execution.writing = False
         if isinstance(ltx.error, LeaseLost):
             log.warning("execution %s moved to another host: %s", execution.id, ltx.error)
+            if self._held.pop(execution.id, None) is not None and self._waiters is not None:
+                self._waiters.release(execution.id)
             self.listener.moved(execution)
             return
         if ltx.error is not None:
             # Nothing of this LTX is on disk; put the resolutions back and retry shortly.
-            log.error("write for execution %s failed: %s", execution.id, ltx.error)
-            execution.incoming[:0] = pending.resolutions
+            self._hold(execution, ltx.error)
+            execution.incoming[:0] = [*pending.resolutions, *pending.handed_over]
             asyncio.get_running_loop().call_later(RETRY_AFTER, self.start_write, execution)
             return
+        if self._held and self._held.pop(execution.id, None) is not None:
+            if self._waiters is not None:
+                self._waiters.release(execution.id)
         # The resolutions count as durable before the instance appends them to its history.
         execution.durable += pending.cached + len(pending.resolutions)
         if self.listener.durable(execution, pending.resolutions, pending.children):
             self.after_write(execution)
+
+    def _hold(self, execution: Execution, error: StorageError) -> None:
+        first = self._held.get(execution.id) is None
+        self._held[execution.id] = error
+        if first and not isinstance(error, StorageFaultError):  # the writer logs those
+            log.error("write for execution %s failed (held, retrying): %s", execution.id, error)
+        if self._waiters is not None:
+            self._waiters.hold(execution.id, error)
+        waiters, execution.flush_waiters = execution.flush_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(error)
 
 
 def handover(unconsumed: list[list[Any]], arrived: list[Event]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import threading
 import types
 import typing
 import uuid
@@ -29,6 +30,13 @@ except ImportError:  # pydantic is optional
     _BaseModel = None
 
 
+# Tuples nest through the ext hook: each level is a new msgpack unpack, whose context
+# takes ~32 kB of C stack, outside msgpack's own depth limit. A crafted payload nesting a
+# few hundred of them overflowed the stack and killed the process (a segfault, no error).
+_MAX_TUPLE_DEPTH = 32
+_depth = threading.local()
+
+
 def _int_text(value: int) -> bytes:
     # int(), not str(value): an int-mixin enum's str() is "Name.MEMBER". Hex beyond the
     # decimal limit of int <-> str conversion (sys.get_int_max_str_digits()).
@@ -42,7 +50,14 @@ def _default(value: Any) -> Any:
     if isinstance(value, int):
         return msgpack.ExtType(_BIGINT, _int_text(value))
     if isinstance(value, tuple):
-        return msgpack.ExtType(_TUPLE, _packb(list(value)))
+        depth = getattr(_depth, "value", 0)
+        if depth >= _MAX_TUPLE_DEPTH:  # it could be stored, but never read back
+            raise ValueError(f"tuples nested deeper than {_MAX_TUPLE_DEPTH}")
+        _depth.value = depth + 1
+        try:
+            return msgpack.ExtType(_TUPLE, _packb(list(value)))
+        finally:
+            _depth.value = depth
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if _BaseModel is not None and isinstance(value, _BaseModel):
@@ -65,7 +80,14 @@ def _ext_hook(code: int, data: bytes) -> Any:
         text = data.decode()
         return int(text, 16) if "x" in text else int(text)
     if code == _TUPLE:
-        return tuple(decode(data))
+        depth = getattr(_depth, "value", 0)
+        if depth >= _MAX_TUPLE_DEPTH:
+            raise EncodingError(f"stored payload nests tuples deeper than {_MAX_TUPLE_DEPTH}")
+        _depth.value = depth + 1
+        try:
+            return tuple(decode(data))
+        finally:
+            _depth.value = depth
     raise EncodingError(f"stored payload has unknown extension type {code}")
 
 

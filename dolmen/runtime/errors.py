@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import traceback
 from typing import Any
 
@@ -30,6 +31,35 @@ class UnknownExecutionError(DolmenError, LookupError):
 
 class StorageError(DolmenError):
     """The database file cannot be used: missing, corrupted, locked, or not dolmen's."""
+
+
+class StorageFault(enum.StrEnum):
+    """Why the database cannot be written right now (what ``StorageFaultError.fault`` says)."""
+
+    FULL = "full"  # the disk (or the file system's quota) has no room
+    READ_ONLY = "read-only"  # the file system or the file became read-only
+    IO = "io"  # the disk reported an I/O error
+    CANT_OPEN = "cant-open"  # the file (or its -wal / -shm companion) cannot be opened
+    PERMISSION = "permission"  # the operating system refused access
+    REPLACED = "replaced"  # the file was deleted or replaced under the runtime
+
+
+class StorageFaultError(StorageError):
+    """The database cannot be written now; nothing of the refused writes is on disk.
+
+    The executions they belong to stay unfinished (not failed): the runtime holds their
+    work and writes it by itself once the fault clears (space freed, file system writable
+    again). Only ``StorageFault.REPLACED`` is final: the runtime stops writing a file it
+    no longer owns, and needs a restart.
+    """
+
+    def __init__(self, message: str, fault: StorageFault, path: str) -> None:
+        self.fault = StorageFault(fault)
+        self.path = path
+        super().__init__(message)
+
+    def __reduce__(self):  # keep the fields when Ray ships the error between processes
+        return (type(self), (str(self), self.fault.value, self.path))
 
 
 class LeaseLost(DolmenError):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from dolmen.runtime.errors import StorageError
+from dolmen.storage import faults
 from dolmen.storage.schema import APPLICATION_ID, MIGRATIONS, migrate
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -40,6 +41,9 @@ def connect(
         )
         # Wait this long for a lock held by another program before reporting it.
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        # Before anything is changed: a foreign file is refused untouched (not even
+        # switched to WAL, which rewrites its header).
+        _check_is_dolmen(conn, path)
         if not readonly:
             # WAL: readers (CLI, DuckDB, replay loads) never block the single writer.
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -50,7 +54,6 @@ def connect(
             conn.execute(f"PRAGMA synchronous = {synchronous}")
         # Temporary b-trees (sorts for `ls`) stay in memory instead of temp files.
         conn.execute("PRAGMA temp_store = MEMORY")
-        _check_is_dolmen(conn, path)
         if not readonly:
             migrate(conn)
     except sqlite3.DatabaseError as exc:
@@ -73,9 +76,20 @@ def _check_is_dolmen(conn: sqlite3.Connection, path: Path) -> None:
     raise StorageError(f"{str(path)!r} is an SQLite database, but not a dolmen database")
 
 
-def storage_error(exc: sqlite3.Error, path: str | os.PathLike[str]) -> StorageError:
-    """Turn an sqlite3 error into a message that names the file and what to do."""
+def storage_error(
+    exc: BaseException, path: str | os.PathLike[str], *, held: bool = False
+) -> StorageError:
+    """Turn an sqlite3 error into a message that names the file and what to do; a fault of
+    the disk under it (full, read-only, I/O) is a ``StorageFaultError`` (``held``: the
+    writer keeps the refused work to write again, and the message says so)."""
     text = str(exc)
+    if isinstance(exc, StorageError):
+        return exc
+    fault = faults.classify(exc)
+    if fault is not None:
+        error = faults.fault_error(fault, str(path), text, held=held)
+        error.sqlite_error = text  # type: ignore[attr-defined]
+        return error
     if "locked" in text or "busy" in text:
         hint = "it is locked by another program; close that program or use another --db"
     elif "not a database" in text or "malformed" in text or "corrupt" in text:

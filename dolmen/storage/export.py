@@ -139,6 +139,8 @@ def event_to_json(seq: int, event: Event) -> dict[str, Any]:
 
 def event_from_json(doc: dict[str, Any]) -> Event:
     """The exact ``Event`` that ``event_to_json`` was given."""
+    if not isinstance(doc, dict):
+        raise DolmenError(f"malformed history event: {type(doc).__name__}, not an object")
     try:
         kind = Kind[doc["kind"]]
         data = {key: from_jsonable(value) for key, value in doc["data"].items()}
@@ -147,7 +149,7 @@ def event_from_json(doc: dict[str, Any]) -> Event:
         for key, text in doc.get("raw", {}).items():
             data[key] = base64.b64decode(text)
         return Event(kind, int(doc["position"]), data, float(doc["ts"]))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise DolmenError(f"malformed history event {doc.get('seq', '?')!r}: {exc!r}") from None
 
 
@@ -188,6 +190,10 @@ def history_document(row: ExecutionRow, events: list[Event]) -> dict[str, Any]:
 
 
 def events_from_document(doc: dict[str, Any]) -> list[Event]:
-    if doc.get("format") != FORMAT:
-        raise DolmenError(f"not a {FORMAT} document (format: {doc.get('format')!r})")
-    return [event_from_json(e) for e in doc["events"]]
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+        raise DolmenError(f"not a {FORMAT} document (format: {found!r})")
+    events = doc.get("events")
+    if not isinstance(events, list):
+        raise DolmenError(f"malformed {FORMAT} document: 'events' is not a list")
+    return [event_from_json(e) for e in events]

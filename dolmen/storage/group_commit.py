@@ -3,15 +3,21 @@
 Callers enqueue LTXs and carry on. A writer thread takes everything queued, applies it in
 one physical transaction (one fsync under synchronous=FULL), then acknowledges each LTX.
 While it commits, new LTXs queue up, so under load many executions share one fsync. If a
-physical transaction fails, each LTX is retried alone so one bad LTX cannot sink the rest.
+physical transaction fails, each LTX is retried alone so one bad LTX cannot sink the rest;
+when it fails because of the disk (full, read-only, I/O error: see ``faults``), every LTX
+of the batch gets that ``StorageFaultError`` at once, and the submitters hold their work
+and submit it again. Before each batch the writer checks that the path still names the
+file it opened: a deleted or replaced database is never written again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
 import queue
+import sqlite3
 import threading
 import time
 from collections import defaultdict
@@ -19,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dolmen.runtime.errors import StorageError
+from dolmen.storage import faults
 from dolmen.storage.connection import Synchronous, connect, storage_error
 from dolmen.storage.ltx import Ltx
 
@@ -110,6 +117,9 @@ class GroupCommitWriter:
             os.close(self._lock_fd)
             raise
         self._conn.set_trace_callback(self._count_statement)
+        self._identity = faults.identity(self.path)
+        self._lost: StorageError | None = None  # set once the file is deleted or replaced
+        self.episodes = faults.FaultEpisodes()
         self._notify = notify
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._batch_statements = 0
@@ -150,6 +160,12 @@ class GroupCommitWriter:
     def close(self) -> None:
         self._queue.put(_STOP)
         self._thread.join(timeout=30)
+        # Everything into the database file itself, and the WAL emptied: a stopped
+        # runtime's file is whole on its own (copied alone, or with its WAL lost or torn,
+        # it still holds every commit). Readers still open would otherwise keep it all in
+        # the WAL, where a read-only connection closing last cannot checkpoint it.
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()
         os.close(self._lock_fd)  # closing drops the flock
 
@@ -179,6 +195,10 @@ class GroupCommitWriter:
     def _commit(self, batch: list[Ltx]) -> None:
         self._batch_statements = 0
         commits = 0
+        lost = self._check_file()
+        if lost is not None:
+            self._refuse(batch, lost)
+            return
         try:
             self._apply(batch)
             commits = 1
@@ -186,8 +206,11 @@ class GroupCommitWriter:
         # OverflowError) must fail its LTX, not kill this thread and hang every later one.
         except Exception as exc:  # noqa: BLE001
             self._rollback()
+            if faults.classify(exc) is not None:
+                self._refuse(batch, storage_error(exc, self.path, held=True))
+                return  # the disk, not an LTX: retrying each alone would fail them all
             if len(batch) == 1:
-                batch[0].error = storage_error(exc, self.path)
+                batch[0].error = storage_error(exc, self.path, held=True)
             else:
                 for ltx in batch:
                     try:
@@ -195,8 +218,31 @@ class GroupCommitWriter:
                         commits += 1
                     except Exception as single:  # noqa: BLE001 - as above
                         self._rollback()
-                        ltx.error = storage_error(single, self.path)
+                        ltx.error = storage_error(single, self.path, held=True)
+        if commits:
+            self.episodes.cleared()
         self._account(batch, self._batch_statements, commits)
+
+    def _refuse(self, batch: list[Ltx], error: StorageError) -> None:
+        for ltx in batch:
+            ltx.error = error
+        if isinstance(error, faults.StorageFaultError):
+            self.episodes.failed(error, len(batch))
+        self._account(batch, self._batch_statements, 0)
+
+    def _check_file(self) -> StorageError | None:
+        """The final fault if the path no longer names the file this writer opened."""
+        if self._lost is None and faults.identity(self.path) != self._identity:
+            self._lost = faults.fault_error(faults.StorageFault.REPLACED, self.path)
+            # The -wal file is found by name: left with our frames in it, the next opener of
+            # the new file would read them as its own. Move them into our (unlinked) file
+            # and empty it, then never touch the path again.
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            self._conn.close()
+        return self._lost
 
     def _rollback(self) -> None:
         if self._conn.in_transaction:

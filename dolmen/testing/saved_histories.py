@@ -20,7 +20,7 @@ from typing import Any
 
 from dolmen.runtime import codec
 from dolmen.runtime.definitions import Workflow
-from dolmen.runtime.errors import NondeterminismError
+from dolmen.runtime.errors import DolmenError, NondeterminismError
 from dolmen.runtime.events import TERMINAL, Event, Kind
 from dolmen.runtime.replay import WorkflowInstance
 from dolmen.runtime.status import Status
@@ -49,8 +49,12 @@ def load_history(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[st
     else:
         with open(source, encoding="utf-8") as f:
             doc = json.load(f)
+    if not isinstance(doc, Mapping):
+        raise DolmenError(f"a saved history is a JSON object, not {type(doc).__name__}")
     events = export.events_from_document(dict(doc))
-    return str(doc.get("execution", {}).get("id", "replay")), events
+    execution = doc.get("execution")
+    execution_id = execution.get("id") if isinstance(execution, Mapping) else None
+    return str(execution_id or "replay"), events
 
 
 def replay_history(
@@ -74,6 +78,10 @@ def replay_history(
         replays.append(WorkflowInstance(workflow, execution_id, history, clock=clock))
         return replays[-1]
 
+    if not isinstance(recorded_name, str):
+        raise DolmenError("the history's CREATED event names no workflow")
+    if not isinstance(events[0].data.get("args"), bytes):
+        raise DolmenError("the history's CREATED event carries no arguments")
     replayer = Replayer(factory, execution_id)
     at = max((e.ts for e in events), default=START_TIME) + 30 * 86400.0
     headline = (
