@@ -10,20 +10,9 @@ import dolmen
 from dolmen.runtime.events import Kind
 from dolmen.testing.crashes import kill_host
 from tests import workflows as w
+from tests.waiting import wait_for_events
 
 pytestmark = pytest.mark.ray
-
-
-def wait_for_events(handle, kind, count, rounds=600):
-    """Wait (on the runtime, never sleeping) until ``count`` events of ``kind`` exist."""
-    for _ in range(rounds):
-        if sum(e.kind == kind for e in handle.history()) >= count:
-            return
-        try:
-            handle.result(timeout=0.05)
-        except dolmen.ResultTimeoutError:
-            pass
-    raise AssertionError(f"never saw {count} {kind.name} events")
 
 
 def assert_clean_history(history):

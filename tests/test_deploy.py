@@ -17,20 +17,9 @@ from dolmen import cli
 from dolmen.runtime.events import Kind
 from dolmen.testing.crashes import kill_host
 from tests.deploy_workflows import deploy, order_v1, v2_guarded, v2_unguarded
+from tests.waiting import wait_for_events
 
 pytestmark = pytest.mark.ray
-
-
-def wait_for_events(handle, kind, count, rounds=600):
-    """Wait (on the runtime, never sleeping) until ``count`` events of ``kind`` exist."""
-    for _ in range(rounds):
-        if sum(e.kind == kind for e in handle.history()) >= count:
-            return
-        try:
-            handle.result(timeout=0.05)
-        except dolmen.ResultTimeoutError:
-            pass
-    raise AssertionError(f"never saw {count} {kind.name} events")
 
 
 def markers(history):
